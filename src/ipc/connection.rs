@@ -1,0 +1,366 @@
+//! A framed, duplex message channel over a Unix stream socket.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN, Header};
+use crate::os::sock::{self, Received, SendFailure};
+
+/// Why a send failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The other end is closed.
+    #[error("the other end of the connection is closed")]
+    Closed,
+    /// The value could not be encoded, or is larger than the limit.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The operating system refused.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a receive returned no message.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// The other end is closed and every message it sent has been received.
+    #[error("the other end of the connection is closed")]
+    Closed,
+    /// `try_recv`: no complete message is there yet.
+    #[error("no message is available")]
+    Empty,
+    /// `recv_timeout`: no complete message arrived in time. Bytes of a message
+    /// that was arriving are kept for the next call.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// The other end closed in the middle of a message.
+    #[error("the other end closed in the middle of a message ({got} of {expected} bytes)")]
+    Truncated {
+        /// Bytes of the frame (header included) that arrived.
+        got: u64,
+        /// Bytes the frame should have had.
+        expected: u64,
+    },
+    /// The frame was oversize or malformed (the connection cannot be used for
+    /// receiving any more: the stream is out of step), or its payload did not
+    /// decode as the requested type (the message is consumed; the connection
+    /// stays usable).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The operating system refused.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Block,
+    NonBlock,
+    Until(Instant),
+}
+
+struct RxState {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    fds: VecDeque<OwnedFd>,
+    eof: bool,
+    /// Set after a framing error: the stream is out of step for good.
+    broken: Option<CodecError>,
+}
+
+const READ_CHUNK: usize = 64 << 10;
+
+/// One end of a [`Pipe`](super::Pipe), or of a connection made by a listener.
+///
+/// Messages are frames (see [`codec`](crate::codec)). `send` and `recv` can be
+/// called from different threads at once (`&self`); two threads receiving at
+/// once each get whole messages. A `Connection` is itself a handle: send it to
+/// another process as a process argument or inside a message, and its socket
+/// goes along.
+///
+/// ```
+/// use multiproc::ipc::Pipe;
+/// let (a, b) = Pipe::duplex()?;
+/// a.send(&vec![1, 2, 3])?;
+/// assert_eq!(b.recv::<Vec<i32>>()?, vec![1, 2, 3]);
+/// b.send_bytes(b"raw")?;
+/// assert_eq!(a.recv_bytes()?, b"raw");
+/// drop(b);
+/// assert!(matches!(a.recv::<i32>(), Err(multiproc::ipc::RecvError::Closed)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Connection {
+    fd: OwnedFd,
+    rx: Mutex<RxState>,
+    tx: Mutex<()>,
+    max: AtomicUsize,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Wraps a connected stream socket.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Connection {
+        Connection {
+            fd,
+            rx: Mutex::new(RxState {
+                buf: Vec::new(),
+                start: 0,
+                end: 0,
+                fds: VecDeque::new(),
+                eof: false,
+                broken: None,
+            }),
+            tx: Mutex::new(()),
+            max: AtomicUsize::new(DEFAULT_MAX_MESSAGE_SIZE),
+        }
+    }
+
+    /// The largest payload this end sends or accepts, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Sets the largest payload this end sends or accepts (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]). A larger incoming frame is an error
+    /// ([`CodecError::TooLarge`]) before any of its payload is read.
+    pub fn set_max_message_size(&self, bytes: usize) {
+        self.max.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Sends a value. Blocks while the other end's buffer is full.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        self.send_frame(&codec::encode(value, self.max_message_size())?)
+    }
+
+    /// Sends a frame encoded earlier by [`codec::encode`].
+    pub(crate) fn send_frame(&self, frame: &codec::Frame) -> Result<(), SendError> {
+        let fds: Vec<BorrowedFd<'_>> = frame.fds.iter().map(|f| f.as_fd()).collect();
+        self.write(&[&frame.bytes], &fds)
+    }
+
+    /// Sends raw bytes as one message, without serde.
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
+        let limit = self.max_message_size();
+        if bytes.len() > limit {
+            return Err(CodecError::TooLarge {
+                size: bytes.len() as u64,
+                limit: limit as u64,
+            }
+            .into());
+        }
+        let header = Header {
+            len: bytes.len() as u64,
+            fds: 0,
+        }
+        .to_bytes();
+        self.write(&[&header, bytes], &[])
+    }
+
+    fn write(&self, parts: &[&[u8]], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        let _guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        sock::send_all(self.fd.as_fd(), parts, fds).map_err(|e| match e {
+            SendFailure::Closed => SendError::Closed,
+            SendFailure::Io(e) => SendError::Io(e),
+        })
+    }
+
+    /// Receives a value, blocking until one arrives or the other end closes.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        self.frame(Mode::Block, decode)
+    }
+
+    /// Receives a value if a whole one is already there ([`RecvError::Empty`]
+    /// otherwise).
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        self.frame(Mode::NonBlock, decode)
+    }
+
+    /// Receives a value, waiting at most `timeout` ([`RecvError::Timeout`]).
+    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.frame(Mode::Until(deadline_after(timeout)), decode)
+    }
+
+    /// Receives one message as raw bytes.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        self.frame(Mode::Block, |p, _| Ok(p.to_vec()))
+    }
+
+    /// Receives one message as raw bytes if a whole one is already there.
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        self.frame(Mode::NonBlock, |p, _| Ok(p.to_vec()))
+    }
+
+    /// Receives one message as raw bytes, waiting at most `timeout`.
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
+        self.frame(Mode::Until(deadline_after(timeout)), |p, _| Ok(p.to_vec()))
+    }
+
+    /// Waits at most `timeout` for something to receive: `true` when a message
+    /// (or the end of the stream, or an error) is there to be received.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = multiproc::ipc::Pipe::duplex()?;
+    /// assert!(!b.poll(Duration::ZERO)?);
+    /// a.send(&1u8)?;
+    /// assert!(b.poll(Duration::from_secs(5))?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
+        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        match self.fill(&mut rx, Mode::Until(deadline_after(timeout))) {
+            Ok(_) => Ok(true),
+            Err(RecvError::Timeout) => Ok(false),
+            Err(RecvError::Io(e)) => Err(RecvError::Io(e)),
+            Err(_) => Ok(true),
+        }
+    }
+
+    /// Every receive: waits (per `mode`) until one whole frame is buffered,
+    /// then hands its payload and descriptors to `f` and consumes it.
+    fn frame<R>(
+        &self,
+        mode: Mode,
+        f: impl FnOnce(&[u8], Vec<OwnedFd>) -> Result<R, RecvError>,
+    ) -> Result<R, RecvError> {
+        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        let header = self.fill(&mut rx, mode)?;
+        let fds: Vec<OwnedFd> = rx.fds.drain(..header.fds as usize).collect();
+        let start = rx.start + HEADER_LEN;
+        let end = start + header.len as usize;
+        rx.start = end;
+        let result = f(&rx.buf[start..end], fds);
+        if rx.start == rx.end {
+            rx.start = 0;
+            rx.end = 0;
+            if rx.buf.len() > 4 * READ_CHUNK {
+                rx.buf = Vec::new();
+            }
+        }
+        result
+    }
+
+    /// Reads until the buffer holds one whole frame (with its descriptors) and
+    /// returns its header, without consuming it.
+    fn fill(&self, rx: &mut RxState, mode: Mode) -> Result<Header, RecvError> {
+        let limit = self.max_message_size();
+        loop {
+            if let Some(e) = &rx.broken {
+                return Err(RecvError::Codec(e.clone()));
+            }
+            let avail = rx.end - rx.start;
+            let mut need = HEADER_LEN;
+            if avail >= HEADER_LEN {
+                let hb: [u8; HEADER_LEN] = rx.buf[rx.start..rx.start + HEADER_LEN]
+                    .try_into()
+                    .expect("a slice of HEADER_LEN bytes");
+                let header = match Header::parse(&hb, limit) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        rx.broken = Some(e.clone());
+                        return Err(RecvError::Codec(e));
+                    }
+                };
+                need = HEADER_LEN + header.len as usize;
+                if avail >= need {
+                    if rx.fds.len() < header.fds as usize {
+                        let e = CodecError::Malformed(format!(
+                            "frame announces {} descriptors, {} arrived",
+                            header.fds,
+                            rx.fds.len()
+                        ));
+                        rx.broken = Some(e.clone());
+                        return Err(RecvError::Codec(e));
+                    }
+                    return Ok(header);
+                }
+            }
+            if rx.eof {
+                return Err(if avail == 0 {
+                    RecvError::Closed
+                } else {
+                    RecvError::Truncated {
+                        got: avail as u64,
+                        expected: need as u64,
+                    }
+                });
+            }
+            // Make room for at least the rest of this frame.
+            if rx.start > 0 && rx.buf.len() - rx.end < need.max(READ_CHUNK) {
+                let (start, end) = (rx.start, rx.end);
+                rx.buf.copy_within(start..end, 0);
+                rx.end -= start;
+                rx.start = 0;
+            }
+            let want = (rx.start + need).max(rx.end + READ_CHUNK);
+            if rx.buf.len() < want {
+                rx.buf.resize(want, 0);
+            }
+            let nonblocking = match mode {
+                Mode::Block => false,
+                Mode::NonBlock => true,
+                Mode::Until(deadline) => {
+                    let ready = sock::wait_fds(&[(self.fd.as_fd(), true)], Some(deadline))?;
+                    if !ready[0] {
+                        return Err(RecvError::Timeout);
+                    }
+                    true
+                }
+            };
+            let RxState { buf, end, fds, .. } = rx;
+            match sock::recv_some(self.fd.as_fd(), &mut buf[*end..], fds, nonblocking)? {
+                Received::Bytes(n) => rx.end += n,
+                Received::Eof => rx.eof = true,
+                Received::WouldBlock => {
+                    if let Mode::NonBlock = mode {
+                        return Err(RecvError::Empty);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<T, RecvError> {
+    Ok(codec::decode(payload, fds)?)
+}
+
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(86400 * 365 * 100))
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        codec::handles::serialize_fd(self.fd.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        codec::handles::deserialize_fd(d).map(Connection::from_fd)
+    }
+}

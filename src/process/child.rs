@@ -1,0 +1,165 @@
+//! The child's side: how a function is named, called, and how its outcome
+//! travels back.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::ipc::{Connection, SendError};
+use crate::os::bootstrap::{self, Mode};
+use crate::os::image::{Entry, ImageId, zero_sized_fn};
+
+use super::registry::{self, ProcessInfo};
+
+/// What the parent tells a child before its argument.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct StartHeader {
+    pub(crate) image: ImageId,
+    pub(crate) entry: i64,
+    pub(crate) name: String,
+    pub(crate) parent_pid: u32,
+    pub(crate) parent_name: String,
+}
+
+/// What a child sends back. `Outcome<&R>` and `Outcome<R>` have the same
+/// encoding.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome<R> {
+    Returned(R),
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    Failed(String),
+}
+
+/// The context every entry receives: the channel to the parent.
+pub(crate) struct ChildCall {
+    conn: Connection,
+}
+
+pub(crate) type ChildEntry = Entry<ChildCall>;
+
+/// Exit codes of a child: Python's 1 for an exception, 3 when the function
+/// could not be called at all.
+const EXIT_PANICKED: i32 = 1;
+const EXIT_FAILED: i32 = 3;
+
+/// The entry for `F` called with an `A`, returning an `R`.
+pub(crate) fn entry_for<F, A, R>() -> ChildEntry
+where
+    F: FnOnce(A) -> R + Copy + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    Entry::of(trampoline::<F, A, R>)
+}
+
+fn trampoline<F, A, R>(call: ChildCall) -> i32
+where
+    F: FnOnce(A) -> R + Copy + 'static,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let arg = match call.conn.recv::<A>() {
+        Ok(a) => a,
+        Err(e) => return fail(&call.conn, format!("cannot receive the argument: {e}")),
+    };
+    let f = zero_sized_fn::<F>();
+    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+        Ok(value) => match call.conn.send(&Outcome::Returned(&value)) {
+            // A parent that dropped its handle does not want the value.
+            Ok(()) | Err(SendError::Closed) => 0,
+            Err(e) => fail(&call.conn, format!("cannot send the result: {e}")),
+        },
+        Err(payload) => {
+            let (message, location) = panic_report(payload);
+            let _ = call
+                .conn
+                .send(&Outcome::<()>::Panicked { message, location });
+            EXIT_PANICKED
+        }
+    }
+}
+
+fn fail(conn: &Connection, why: String) -> i32 {
+    let _ = conn.send(&Outcome::<()>::Failed(why));
+    EXIT_FAILED
+}
+
+static LAST_PANIC: Mutex<Option<(String, Option<String>)>> = Mutex::new(None);
+
+/// Records the message and location of panics (the default hook still prints
+/// them on the child's stderr, which is the parent's).
+fn install_panic_hook() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_string();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some((message, location));
+        previous(info);
+    }));
+}
+
+fn panic_report(payload: Box<dyn std::any::Any + Send>) -> (String, Option<String>) {
+    if let Some(recorded) = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return recorded;
+    }
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_string());
+    (message, None)
+}
+
+/// Runs the function named by `header` in this (new) process; returns the
+/// exit code.
+pub(crate) fn run_child(conn: Connection, header: StartHeader) -> i32 {
+    registry::become_child(
+        &header.name,
+        ProcessInfo {
+            pid: header.parent_pid,
+            name: header.parent_name.clone(),
+        },
+    );
+    install_panic_hook();
+    match ChildEntry::from_wire(&header.image, header.entry) {
+        Some(entry) => entry.call(ChildCall { conn }),
+        None => fail(
+            &conn,
+            "the child is not running the same executable as its parent (was the binary rebuilt or replaced?)"
+                .to_string(),
+        ),
+    }
+}
+
+/// The bootstrap: runs before `main` in every program that links multiproc.
+/// In a process started by the `Spawn` method (or as the fork server) it
+/// takes over and exits, so the program's `main` never runs there; anywhere
+/// else it returns at once after one `getenv`.
+#[ctor::ctor(unsafe)]
+fn bootstrap() {
+    let Some((fd, mode)) = bootstrap::take_marker() else {
+        return;
+    };
+    let conn = Connection::from_fd(fd);
+    let code = match mode {
+        Mode::Child => match conn.recv::<StartHeader>() {
+            Ok(header) => run_child(conn, header),
+            Err(_) => EXIT_FAILED,
+        },
+        Mode::ForkServer => super::forkserver::serve(conn),
+    };
+    std::process::exit(code)
+}
+
+/// Keeps the object file that holds the bootstrap constructor in every binary
+/// that starts processes (a linker drops unreferenced archive members).
+pub(crate) fn keep_bootstrap() {
+    std::hint::black_box(bootstrap as fn());
+}
