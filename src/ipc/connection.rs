@@ -347,6 +347,14 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or(now + Duration::from_secs(86400 * 365 * 100))
 }
 
+/// Wraps a connected Unix stream socket made elsewhere (say, by
+/// `UnixStream::pair` or `accept`); its peer must speak multiproc's frames.
+impl From<std::os::unix::net::UnixStream> for Connection {
+    fn from(stream: std::os::unix::net::UnixStream) -> Connection {
+        Connection::from_fd(OwnedFd::from(stream))
+    }
+}
+
 impl AsFd for Connection {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

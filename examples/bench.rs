@@ -1,0 +1,183 @@
+//! The benchmark command of ../shared/BENCHMARKS.md:
+//!
+//! ```text
+//! cargo run --release --example bench -- [--quick] [--only NAME,NAME]
+//! ```
+//!
+//! One JSON object per line on stdout, nothing else there. Workloads the
+//! project cannot run yet are left out. Beside multiproc's figures
+//! (`"impl": "multiproc"`) it prints the raw baseline of the same work measured
+//! in the same run (`"impl": "raw"`).
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use multiproc::ipc::{Connection, Pipe};
+use multiproc::process::{Process, StartMethod};
+
+const RAW_CHILD: &str = "MULTIPROC_BENCH_RAW_CHILD";
+
+fn emit(name: &str, value: f64, unit: &str, imp: &str, extra: &[(&str, String)]) {
+    let mut s = format!(
+        r#"{{"name": "{name}", "value": {:.3}, "unit": "{unit}", "impl": "{imp}""#,
+        value
+    );
+    for (k, v) in extra {
+        s += &format!(r#", "{k}": {v}"#);
+    }
+    println!("{s}}}");
+}
+
+/// Runs `f` `n` times; returns (mean, p50, p99) of one call, in ms.
+fn per_call(n: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
+    let mut times: Vec<Duration> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed());
+    }
+    let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e3 / n as f64;
+    times.sort();
+    let at = |q: f64| times[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e3;
+    (mean, at(0.5), at(0.99))
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn spawn_join(n: usize) {
+    multiproc::process::ensure_fork_server().expect("fork server");
+    for (method, label) in [
+        (StartMethod::Spawn, "spawn"),
+        (StartMethod::Fork, "fork"),
+        (StartMethod::ForkServer, "forkserver"),
+    ] {
+        let builder = Process::builder().start_method(method);
+        let (mean, p50, p99) = per_call(n, || {
+            builder.clone().start(|()| {}, ()).unwrap().join().unwrap();
+        });
+        let extra = [
+            ("method", quoted(label)),
+            ("p50_ms", format!("{p50:.3}")),
+            ("p99_ms", format!("{p99:.3}")),
+        ];
+        emit("spawn_join", mean, "ms", "multiproc", &extra);
+        let raw = match method {
+            StartMethod::Spawn => Some(per_call(n, || {
+                let st = std::process::Command::new("/proc/self/exe")
+                    .env(RAW_CHILD, "exit")
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            })),
+            StartMethod::Fork => Some(per_call(n, || wait_raw(fork_raw(|| {})))),
+            StartMethod::ForkServer => None,
+        };
+        if let Some((mean, p50, p99)) = raw {
+            let extra = [
+                ("method", quoted(label)),
+                ("p50_ms", format!("{p50:.3}")),
+                ("p99_ms", format!("{p99:.3}")),
+            ];
+            emit("spawn_join", mean, "ms", "raw", &extra);
+        }
+    }
+}
+
+/// fork(2) for the raw baseline; the child runs `f` and `_exit`s.
+fn fork_raw(f: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the bench is single-threaded when it forks; the child runs `f`
+    // and leaves through `_exit` without returning into the parent's frames.
+    match unsafe { libc::fork() } {
+        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+        0 => {
+            f();
+            // SAFETY: `_exit` is always safe to call.
+            unsafe { libc::_exit(0) }
+        }
+        pid => pid,
+    }
+}
+
+fn wait_raw(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: `pid` is our child, `status` a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    assert_eq!(status, 0);
+}
+
+/// 100 warm-up round trips, then `n` timed ones; us per round trip.
+fn ping(n: usize, mut round_trip: impl FnMut(&[u8])) -> f64 {
+    let msg = [b'x'; 64];
+    (0..100).for_each(|_| round_trip(&msg));
+    let t = Instant::now();
+    (0..n).for_each(|_| round_trip(&msg));
+    t.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn pipe_rtt(n: usize) {
+    let (here, there) = Pipe::duplex().unwrap();
+    let mut echo = Process::start(
+        |conn: Connection| {
+            while let Ok(m) = conn.recv_bytes() {
+                conn.send_bytes(&m).unwrap();
+            }
+        },
+        there,
+    )
+    .unwrap();
+    let us = ping(n, |m| {
+        here.send_bytes(m).unwrap();
+        assert_eq!(here.recv_bytes().unwrap().len(), 64);
+    });
+    drop(here);
+    echo.join().unwrap();
+    emit("pipe_rtt", us, "us", "multiproc", &[("size", "64".into())]);
+
+    // Raw: a bare socketpair, 64-byte writes and reads, a forked echo child.
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut a = Some(a);
+    let pid = fork_raw(|| {
+        drop(a.take()); // the child's copy of the parent's end
+        let mut b = b;
+        let mut buf = [0u8; 64];
+        while b.read_exact(&mut buf).is_ok() {
+            b.write_all(&buf).unwrap();
+        }
+    });
+    let mut a = a.expect("kept by the parent");
+    let mut buf = [0u8; 64];
+    let us = ping(n, |m| {
+        a.write_all(m).unwrap();
+        a.read_exact(&mut buf).unwrap();
+    });
+    drop(a);
+    wait_raw(pid);
+    emit("pipe_rtt", us, "us", "raw", &[("size", "64".into())]);
+}
+
+fn main() {
+    if std::env::var_os(RAW_CHILD).is_some() {
+        return; // the raw re-exec baseline's child: start, then exit
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let k = if args.iter().any(|a| a == "--quick") {
+        10
+    } else {
+        1
+    };
+    let only: Option<Vec<String>> = args.iter().position(|a| a == "--only").map(|i| {
+        args.get(i + 1)
+            .map(|s| s.split(',').map(String::from).collect())
+            .unwrap_or_default()
+    });
+    let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
+    if want("pipe_rtt") {
+        pipe_rtt(20_000 / k);
+    }
+    if want("spawn_join") {
+        spawn_join(200 / k);
+    }
+}
