@@ -142,5 +142,5 @@ pub(crate) fn zero_sized_fn<F: Copy + 'static>() -> F {
     // items and closures implement the `Fn*` traits that the callers require,
     // so `F` is a function type that captured nothing, whose value the parent
     // process held (the public API takes it by value).
-    unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() }
+    unsafe { std::mem::zeroed::<F>() }
 }

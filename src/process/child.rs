@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::{Connection, SendError};
+use crate::codec::{self, Frame, HEADER_LEN};
+use crate::ipc::{Connection, RecvError, SendError};
 use crate::os::bootstrap::{self, Mode};
 use crate::os::image::{Entry, ImageId, zero_sized_fn};
 
@@ -35,9 +36,12 @@ pub(crate) enum Outcome<R> {
     Failed(String),
 }
 
-/// The context every entry receives: the channel to the parent.
+/// The context every entry receives: the channel to the parent, and the
+/// argument when the child already holds it (a forked child has its parent's
+/// memory); otherwise it comes as the next message.
 pub(crate) struct ChildCall {
     conn: Connection,
+    arg: Option<Frame>,
 }
 
 pub(crate) type ChildEntry = Entry<ChildCall>;
@@ -63,7 +67,13 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let arg = match call.conn.recv::<A>() {
+    let arg = match call.arg {
+        Some(frame) => {
+            codec::decode::<A>(&frame.bytes[HEADER_LEN..], frame.fds).map_err(RecvError::from)
+        }
+        None => call.conn.recv::<A>(),
+    };
+    let arg = match arg {
         Ok(a) => a,
         Err(e) => return fail(&call.conn, format!("cannot receive the argument: {e}")),
     };
@@ -119,7 +129,7 @@ fn panic_report(payload: Box<dyn std::any::Any + Send>) -> (String, Option<Strin
 
 /// Runs the function named by `header` in this (new) process; returns the
 /// exit code.
-pub(crate) fn run_child(conn: Connection, header: StartHeader) -> i32 {
+pub(crate) fn run_child(conn: Connection, header: StartHeader, arg: Option<Frame>) -> i32 {
     registry::become_child(
         &header.name,
         ProcessInfo {
@@ -129,7 +139,7 @@ pub(crate) fn run_child(conn: Connection, header: StartHeader) -> i32 {
     );
     install_panic_hook();
     match ChildEntry::from_wire(&header.image, header.entry) {
-        Some(entry) => entry.call(ChildCall { conn }),
+        Some(entry) => entry.call(ChildCall { conn, arg }),
         None => fail(
             &conn,
             "the child is not running the same executable as its parent (was the binary rebuilt or replaced?)"
@@ -150,7 +160,7 @@ fn bootstrap() {
     let conn = Connection::from_fd(fd);
     let code = match mode {
         Mode::Child => match conn.recv::<StartHeader>() {
-            Ok(header) => run_child(conn, header),
+            Ok(header) => run_child(conn, header, None),
             Err(_) => EXIT_FAILED,
         },
         Mode::ForkServer => super::forkserver::serve(conn),

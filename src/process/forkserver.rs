@@ -53,10 +53,10 @@ struct Server {
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 fn running(slot: &mut Option<Server>) -> Result<&Server, StartError> {
-    if slot.as_ref().is_some_and(|s| s.process.has_exited()) {
-        if let Some(old) = slot.take() {
-            let _ = old.process.try_wait(); // reap it
-        }
+    if slot.as_ref().is_some_and(|s| s.process.has_exited())
+        && let Some(old) = slot.take()
+    {
+        let _ = old.process.try_wait(); // reap it
     }
     if slot.is_none() {
         let (ours, theirs) = sock::socketpair()?;
@@ -166,7 +166,7 @@ pub(crate) fn serve(parent: Connection) -> i32 {
             drop(state.take());
             drop(status_slot.take());
             match conn.take() {
-                Some(conn) => run_child(conn, header),
+                Some(conn) => run_child(conn, header, None),
                 None => 3,
             }
         });

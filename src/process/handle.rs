@@ -130,21 +130,26 @@ impl Builder {
                 let ours = Connection::from_fd(ours);
                 // A child that died at once shows in `join`.
                 let _ = ours.send(&header);
+                let _ = ours.send_frame(&arg);
                 (ours, child)
             }
             StartMethod::Fork => {
                 let (ours, theirs) = Pipe::duplex()?;
                 let mut ours = Some(ours);
+                let mut arg = Some(arg);
                 let pid = proc::fork_with(|| {
                     drop(ours.take());
-                    child::run_child(theirs, header)
+                    child::run_child(theirs, header, arg.take())
                 })?;
                 let child = ChildProc::new(name, Pidfd::open(pid)?, Reaper::Direct);
                 (ours.take().expect("kept by the parent"), child)
             }
-            StartMethod::ForkServer => forkserver::start(&header)?,
+            StartMethod::ForkServer => {
+                let (conn, child) = forkserver::start(&header)?;
+                let _ = conn.send_frame(&arg);
+                (conn, child)
+            }
         };
-        let _ = conn.send_frame(&arg);
         let child = Arc::new(child);
         registry::register(&child);
         Ok(Process {
@@ -324,10 +329,10 @@ impl<R: DeserializeOwned> Process<R> {
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
-            if !matches!(child.try_status(), Ok(Some(_))) {
-                registry::adopt(child);
-            }
+        if let Some(child) = self.child.take()
+            && !matches!(child.try_status(), Ok(Some(_)))
+        {
+            registry::adopt(child);
         }
     }
 }
