@@ -49,7 +49,7 @@ pub(crate) type ChildEntry = Entry<ChildCall>;
 /// Exit codes of a child: Python's 1 for an exception, 3 when the function
 /// could not be called at all.
 const EXIT_PANICKED: i32 = 1;
-const EXIT_FAILED: i32 = 3;
+pub(crate) const EXIT_FAILED: i32 = 3;
 
 /// The entry for `F` called with an `A`, returning an `R`.
 pub(crate) fn entry_for<F, A, R>() -> ChildEntry

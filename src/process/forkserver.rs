@@ -19,7 +19,7 @@ use crate::ipc::{Connection, Pipe, RecvError};
 use crate::os::proc::{self, ExitStatus, Pidfd};
 use crate::os::sock;
 
-use super::child::{StartHeader, run_child};
+use super::child::{EXIT_FAILED, StartHeader, run_child};
 use super::child_proc::{ChildProc, Reaper};
 use super::error::StartError;
 
@@ -167,7 +167,7 @@ pub(crate) fn serve(parent: Connection) -> i32 {
             drop(status_slot.take());
             match conn.take() {
                 Some(conn) => run_child(conn, header, None),
-                None => 3,
+                None => EXIT_FAILED,
             }
         });
         drop(conn);
