@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use multiproc::executor::ThreadPool;
 use multiproc::ipc::{Connection, Pipe};
 use multiproc::process::{Process, StartMethod};
 
@@ -158,6 +159,27 @@ fn pipe_rtt(n: usize) {
     emit("pipe_rtt", us, "us", "raw", &[("size", "64".into())]);
 }
 
+/// Submits `x * x` for x in 0..n, then waits for every future and sums.
+fn thread_pool_task(n: usize) {
+    let pool = ThreadPool::new(2);
+    let run = |m: u64| -> u64 {
+        let futures: Vec<_> = (0..m).map(|x| pool.submit(move || x * x)).collect();
+        futures.iter().map(|f| f.result().unwrap()).sum()
+    };
+    run(100); // warm-up: the workers are started
+    let t = Instant::now();
+    let sum = run(n as u64);
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    assert_eq!(sum, (0..n as u64).map(|x| x * x).sum());
+    emit(
+        "thread_pool_task",
+        us,
+        "us/task",
+        "multiproc",
+        &[("workers", "2".into())],
+    );
+}
+
 fn main() {
     if std::env::var_os(RAW_CHILD).is_some() {
         return; // the raw re-exec baseline's child: start, then exit
@@ -176,6 +198,9 @@ fn main() {
     let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     if want("pipe_rtt") {
         pipe_rtt(20_000 / k);
+    }
+    if want("thread_pool_task") {
+        thread_pool_task(100_000 / k);
     }
     if want("spawn_join") {
         spawn_join(200 / k);

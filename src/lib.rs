@@ -57,6 +57,9 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
 pub mod codec;
+pub mod executor;
+pub mod futures;
 pub mod ipc;
 mod os;
+mod panic;
 pub mod process;

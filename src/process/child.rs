@@ -1,9 +1,6 @@
 //! The child's side: how a function is named, called, and how its outcome
 //! travels back.
 
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +8,7 @@ use crate::codec::{self, Frame, HEADER_LEN};
 use crate::ipc::{Connection, RecvError, SendError};
 use crate::os::bootstrap::{self, Mode};
 use crate::os::image::{Entry, ImageId, zero_sized_fn};
+use crate::panic::{self, PanicReport, Report};
 
 use super::registry::{self, ProcessInfo};
 
@@ -78,14 +76,13 @@ where
         Err(e) => return fail(&call.conn, format!("cannot receive the argument: {e}")),
     };
     let f = zero_sized_fn::<F>();
-    match panic::catch_unwind(AssertUnwindSafe(move || f(arg))) {
+    match panic::capture(Report::Print, move || f(arg)) {
         Ok(value) => match call.conn.send(&Outcome::Returned(&value)) {
             // A parent that dropped its handle does not want the value.
             Ok(()) | Err(SendError::Closed) => 0,
             Err(e) => fail(&call.conn, format!("cannot send the result: {e}")),
         },
-        Err(payload) => {
-            let (message, location) = panic_report(payload);
+        Err(PanicReport { message, location }) => {
             let _ = call
                 .conn
                 .send(&Outcome::<()>::Panicked { message, location });
@@ -99,34 +96,6 @@ fn fail(conn: &Connection, why: String) -> i32 {
     EXIT_FAILED
 }
 
-static LAST_PANIC: Mutex<Option<(String, Option<String>)>> = Mutex::new(None);
-
-/// Records the message and location of panics (the default hook still prints
-/// them on the child's stderr, which is the parent's).
-fn install_panic_hook() {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_string();
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some((message, location));
-        previous(info);
-    }));
-}
-
-fn panic_report(payload: Box<dyn std::any::Any + Send>) -> (String, Option<String>) {
-    if let Some(recorded) = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        return recorded;
-    }
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "Box<dyn Any>".to_string());
-    (message, None)
-}
-
 /// Runs the function named by `header` in this (new) process; returns the
 /// exit code.
 pub(crate) fn run_child(conn: Connection, header: StartHeader, arg: Option<Frame>) -> i32 {
@@ -137,7 +106,6 @@ pub(crate) fn run_child(conn: Connection, header: StartHeader, arg: Option<Frame
             name: header.parent_name.clone(),
         },
     );
-    install_panic_hook();
     match ChildEntry::from_wire(&header.image, header.entry) {
         Some(entry) => entry.call(ChildCall { conn, arg }),
         None => fail(

@@ -1,0 +1,10 @@
+//! Executors: pools that run tasks and give a [`Future`](crate::futures::Future)
+//! for each (Python's `concurrent.futures` executors).
+//!
+//! | executor | runs | where |
+//! |---|---|---|
+//! | [`ThreadPool`] | any `FnOnce() -> R + Send` closure | threads of this process |
+
+mod thread_pool;
+
+pub use thread_pool::{Builder as ThreadPoolBuilder, Map, ThreadPool};

@@ -1,0 +1,45 @@
+//! The one error type of every executor's futures.
+
+use crate::panic::PanicReport;
+
+/// Why a [`Future`](super::Future) has no value for you.
+///
+/// The same enum serves every executor, so code that waits on futures does
+/// not care where the work ran.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task panicked; the panic was contained and the worker lives on.
+    #[error("the task panicked{}: {message}", .location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// `file:line:column` of the panic, when known.
+        location: Option<String>,
+    },
+    /// The task was cancelled before it ran.
+    #[error("the task was cancelled")]
+    Cancelled,
+    /// `result_timeout`: the task was not done in time. It goes on; ask
+    /// again later.
+    #[error("timed out waiting for the task (it is still pending)")]
+    Timeout,
+    /// The executor was shut down before it ran the task.
+    #[error("the executor was shut down before the task ran")]
+    Shutdown,
+    /// The executor cannot run tasks any more.
+    #[error("the executor is broken: {0}")]
+    Broken(String),
+    /// The value was already taken by an earlier `result` or `.await`.
+    #[error("the value was already taken from this future")]
+    Retrieved,
+}
+
+impl From<PanicReport> for TaskError {
+    fn from(p: PanicReport) -> Self {
+        TaskError::Panicked {
+            message: p.message,
+            location: p.location,
+        }
+    }
+}
