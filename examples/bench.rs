@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use multiproc::executor::ThreadPool;
 use multiproc::ipc::{Connection, Pipe};
 use multiproc::process::{Process, StartMethod};
+use multiproc::queue::Queue;
 
 const RAW_CHILD: &str = "MULTIPROC_BENCH_RAW_CHILD";
 
@@ -180,6 +181,45 @@ fn thread_pool_task(n: usize) {
     );
 }
 
+/// One producer thread puts 0..n into a queue bounded at 1024; the main
+/// thread gets them all.
+fn thread_queue(n: usize) {
+    let q = Queue::new(1024);
+    let t = Instant::now();
+    let producer = {
+        let q = q.clone();
+        std::thread::spawn(move || (0..n as u64).for_each(|i| q.put(i).unwrap()))
+    };
+    let sum: u64 = (0..n).map(|_| q.get().unwrap()).sum();
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    producer.join().unwrap();
+    assert_eq!(sum, (0..n as u64).sum());
+    emit("thread_queue", rate, "msg/s", "multiproc", &[]);
+}
+
+/// Four threads each decrement a shared counter `per` times under one lock:
+/// the ticket counter. Threads use `std::sync::Mutex`, as the `threading`
+/// module's docs recommend.
+fn lock_counter_threads(per: usize) {
+    const THREADS: usize = 4;
+    let tickets = std::sync::Arc::new(std::sync::Mutex::new((THREADS * per) as i64));
+    let t = Instant::now();
+    let buyers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let tickets = tickets.clone();
+            std::thread::spawn(move || (0..per).for_each(|_| *tickets.lock().unwrap() -= 1))
+        })
+        .collect();
+    buyers.into_iter().for_each(|b| b.join().unwrap());
+    let rate = (THREADS * per) as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(*tickets.lock().unwrap(), 0);
+    let extra = [
+        ("threads", THREADS.to_string()),
+        ("lock", quoted("std::sync::Mutex")),
+    ];
+    emit("lock_counter_threads", rate, "ops/s", "multiproc", &extra);
+}
+
 fn main() {
     if std::env::var_os(RAW_CHILD).is_some() {
         return; // the raw re-exec baseline's child: start, then exit
@@ -201,6 +241,12 @@ fn main() {
     }
     if want("thread_pool_task") {
         thread_pool_task(100_000 / k);
+    }
+    if want("thread_queue") {
+        thread_queue(500_000 / k);
+    }
+    if want("lock_counter_threads") {
+        lock_counter_threads(250_000 / k);
     }
     if want("spawn_join") {
         spawn_join(200 / k);

@@ -63,3 +63,5 @@ pub mod ipc;
 mod os;
 mod panic;
 pub mod process;
+pub mod queue;
+pub mod threading;
