@@ -123,13 +123,22 @@ impl Inner {
         }
         jobs.queue.push_back(job);
         self.queued.store(jobs.queue.len(), Ordering::Release);
+        self.ensure_taker(jobs);
+    }
+
+    /// Makes sure some worker will look at the queue, if it is not empty: a
+    /// searching one will; otherwise wake a sleeping one, or start a new
+    /// one. A searching worker takes one job and then calls this again for
+    /// the rest, so a burst of jobs fans out over the workers.
+    fn ensure_taker(self: &Arc<Self>, mut jobs: MutexGuard<'_, Jobs>) {
+        if jobs.queue.is_empty() || self.searching.load(Ordering::Acquire) > 0 {
+            return;
+        }
         if jobs.sleeping > 0 {
             jobs.sleeping -= 1;
             drop(jobs);
             self.work.notify_one();
-        } else if self.searching.load(Ordering::Acquire) == 0
-            && jobs.threads < self.config.max_workers
-        {
+        } else if jobs.threads < self.config.max_workers {
             self.spawn_worker(jobs);
         }
     }
@@ -191,12 +200,13 @@ impl Inner {
 
     /// Called while counted as searching; returns still counted as searching
     /// only when it returns `None` (the pool is shutting down).
-    fn next_job(&self) -> Option<BoxedJob> {
+    fn next_job(self: &Arc<Self>) -> Option<BoxedJob> {
         let backoff = Backoff::new();
         loop {
             if self.queued.load(Ordering::Acquire) > 0 {
                 let mut jobs = self.lock();
                 if let Some(job) = self.pop(&mut jobs) {
+                    self.ensure_taker(jobs);
                     return Some(job);
                 }
             }
@@ -208,6 +218,7 @@ impl Inner {
         let mut jobs = self.lock();
         loop {
             if let Some(job) = self.pop(&mut jobs) {
+                self.ensure_taker(jobs);
                 return Some(job);
             }
             if jobs.shutdown || jobs.broken.is_some() {
