@@ -43,6 +43,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Threads get what Python's `concurrent.futures` gives and Rust's pools do
+//! not: a future per task, with a timeout, cancellation, callbacks and
+//! `as_completed`; a panic fails that task alone:
+//!
+//! ```
+//! use std::time::Duration;
+//! use multiproc::executor::ThreadPool;
+//! use multiproc::futures::{as_completed, TaskError};
+//!
+//! let pool = ThreadPool::new(4);
+//! let slow = pool.submit(|| { std::thread::sleep(Duration::from_millis(200)); "slow" });
+//! assert_eq!(slow.result_timeout(Duration::from_millis(1)), Err(TaskError::Timeout));
+//! let futures = vec![pool.submit(|| "fast"), pool.submit(|| panic!("alone"))];
+//! let firsts: Vec<_> = as_completed(futures).map(|f| f.result()).collect();
+//! assert!(firsts.contains(&Ok("fast")));
+//! assert_eq!(slow.result(), Ok("slow"));
+//! ```
+//!
+//! And the `queue` module, with exact lengths, `task_done`/`join` and
+//! `shutdown`:
+//!
+//! ```
+//! use multiproc::queue::{Queue, PutError};
+//!
+//! let q = Queue::new(1);
+//! q.put("a")?;
+//! assert_eq!(q.try_put("b"), Err(PutError::Full("b")));
+//! assert_eq!((q.len(), q.get()?), (1, "a"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layers
 //!
 //! | module | what |
@@ -50,9 +81,23 @@
 //! | [`codec`] | serde values to length-prefixed frames, with a size limit; descriptors beside the bytes |
 //! | [`ipc`] | [`Pipe`](ipc::Pipe) and [`Connection`](ipc::Connection) |
 //! | [`process`] | [`Process`](process::Process), start methods, [`current_process`](process::current_process) |
+//! | [`futures`] | [`Future`](futures::Future), [`wait`](futures::wait), [`as_completed`](futures::as_completed) |
+//! | [`executor`] | [`ThreadPool`](executor::ThreadPool) |
+//! | [`queue`] | [`Queue`](queue::Queue), [`LifoQueue`](queue::LifoQueue), [`PriorityQueue`](queue::PriorityQueue), [`SimpleQueue`](queue::SimpleQueue) |
+//! | [`threading`] | [`Event`](threading::Event), [`Semaphore`](threading::Semaphore), [`Barrier`](threading::Barrier), [`Timer`](threading::Timer) — and where `std` already has the right type |
 //!
 //! The `os` layer beneath them is private: it is the only code that talks to
 //! the kernel, and the only place with `unsafe`.
+//!
+//! `Send` is checked at compile time: a thread pool refuses a task that
+//! holds something that cannot cross threads.
+//!
+//! ```compile_fail
+//! use std::rc::Rc;
+//! let pool = multiproc::executor::ThreadPool::new(1);
+//! let not_send = Rc::new(1);
+//! pool.submit(move || *not_send + 1); // error: `Rc<i32>` cannot be sent between threads
+//! ```
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 

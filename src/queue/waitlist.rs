@@ -6,7 +6,7 @@
 //! a `SeqCst` fence between the two steps on each side, at least one of them
 //! sees the other: either the waiter sees the new state, or the notifier
 //! sees the waiter and signals it under the lock the waiter holds until it
-//! sleeps, so the signal cannot be lost. `tests/loom_waitlist.rs` checks this
+//! sleeps, so the signal cannot be lost. The `loom_tests` below check this
 //! under every interleaving with loom.
 
 use std::time::Instant;
@@ -125,4 +125,96 @@ fn wait_timeout<'a>(
     cond.wait_timeout(guard, d)
         .unwrap_or_else(|e| e.into_inner())
         .0
+}
+
+/// Every interleaving of waiters and notifiers, checked by loom: a lost
+/// wake-up shows up as a deadlock, which loom reports.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::Waitlist;
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::thread;
+
+    /// Takes one item from a counter of items, if there is one.
+    fn take(items: &AtomicUsize) -> Option<()> {
+        let mut n = items.load(Ordering::Acquire);
+        while n > 0 {
+            match items.compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(()),
+                Err(now) => n = now,
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn loom_one_waiter_one_notifier() {
+        loom::model(|| {
+            let list = Arc::new(Waitlist::new());
+            let items = Arc::new(AtomicUsize::new(0));
+            let notifier = {
+                let (list, items) = (list.clone(), items.clone());
+                thread::spawn(move || {
+                    items.fetch_add(1, Ordering::Release);
+                    list.notify_one();
+                })
+            };
+            assert_eq!(list.wait_until(None, || take(&items)), Some(()));
+            notifier.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_two_waiters_two_notifiers() {
+        // Four threads: bound the preemptions to keep CI fast (loom's
+        // recommended practice; most bugs need two or three).
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let list = Arc::new(Waitlist::new());
+            let items = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = (0..2)
+                .map(|k| {
+                    let (list, items) = (list.clone(), items.clone());
+                    thread::spawn(move || {
+                        if k == 0 {
+                            items.fetch_add(1, Ordering::Release);
+                            list.notify_one();
+                        } else {
+                            assert_eq!(list.wait_until(None, || take(&items)), Some(()));
+                        }
+                    })
+                })
+                .collect();
+            items.fetch_add(1, Ordering::Release);
+            list.notify_one();
+            assert_eq!(list.wait_until(None, || take(&items)), Some(()));
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(items.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    #[test]
+    fn loom_notify_all_wakes_every_waiter() {
+        loom::model(|| {
+            let list = Arc::new(Waitlist::new());
+            let open = Arc::new(AtomicUsize::new(0));
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let (list, open) = (list.clone(), open.clone());
+                    thread::spawn(move || {
+                        list.wait_until(None, || (open.load(Ordering::Acquire) == 1).then_some(()))
+                    })
+                })
+                .collect();
+            open.store(1, Ordering::Release);
+            list.notify_all();
+            for w in waiters {
+                assert_eq!(w.join().unwrap(), Some(()));
+            }
+        });
+    }
 }

@@ -9,7 +9,17 @@ use crate::futures::{Future, TaskError};
 /// Results of [`ThreadPool::map`], in input order. Keeps a bounded number of
 /// tasks in flight: each result taken submits the next item.
 ///
-/// Dropping it cancels the tasks that have not started.
+/// Dropping it cancels the tasks that have not started. It borrows the
+/// pool, so the pool cannot be dropped (shut down) under it:
+///
+/// ```compile_fail
+/// use multiproc::executor::ThreadPool;
+///
+/// let results = {
+///     let pool = ThreadPool::new(1);
+///     pool.map(|x: u32| x + 1, 0..3) // error: `pool` does not live long enough
+/// };
+/// ```
 pub struct Map<'p, I, F, R> {
     pool: &'p ThreadPool,
     f: Arc<F>,

@@ -1,8 +1,11 @@
-//! The main demo: the stories of the notes that multiproc can tell so far.
+//! The main demo: the stories of the notes that multiproc can tell so far —
+//! processes first, then threads (`threads.rs`).
 //!
 //! ```text
 //! cargo run --release --example tour
 //! ```
+mod threads;
+
 use std::time::{Duration, Instant};
 
 use multiproc::ipc::{Connection, Pipe};
@@ -107,5 +110,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("   (Fork is only safe in a program that has not started threads; see StartMethod)");
+
+    println!("\n== 7. Threads share memory: the ticket counter under one lock");
+    threads::ticket_counter();
+    println!("\n== 8. Producer and consumer over a bounded queue");
+    threads::producer_consumer();
+    println!("\n== 9. A thread pool: submit does not block, results as completed");
+    threads::thread_pool();
+    println!("\n== 10. The notes' remarks, measured");
+    threads::remarks();
     Ok(())
 }
