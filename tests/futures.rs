@@ -346,3 +346,52 @@ fn await_works_without_a_runtime() {
     assert_eq!(sum, 42);
     opener.join().unwrap();
 }
+
+#[test]
+fn stress_cancel_races_with_start() {
+    // A task runs if and only if cancel() said false; never both, never
+    // neither.
+    let pool = ThreadPool::new(2);
+    let ran: Arc<Vec<AtomicUsize>> = Arc::new((0..20_000).map(|_| AtomicUsize::new(0)).collect());
+    let futures: Vec<_> = (0..20_000)
+        .map(|i| {
+            let ran = ran.clone();
+            pool.submit(move || {
+                ran[i].fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    let cancelled: Vec<bool> = futures.iter().map(|f| f.cancel()).collect();
+    pool.shutdown(true, false);
+    for (i, f) in futures.iter().enumerate() {
+        let runs = ran[i].load(Ordering::SeqCst);
+        if cancelled[i] {
+            assert_eq!(runs, 0, "task {i} was cancelled yet ran");
+            assert_eq!(f.result(), Err(TaskError::Cancelled));
+        } else {
+            assert_eq!(runs, 1, "task {i} was not cancelled yet did not run once");
+            assert_eq!(f.result(), Ok(()));
+        }
+    }
+}
+
+#[test]
+fn stress_callbacks_race_with_completion() {
+    // Callbacks added while the task completes each run exactly once.
+    let pool = ThreadPool::new(2);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let futures: Vec<_> = (0..5_000).map(|i| pool.submit(move || i)).collect();
+    for f in &futures {
+        for _ in 0..2 {
+            let calls = calls.clone();
+            f.add_done_callback(move |r| {
+                assert!(r.is_ok());
+                calls.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    }
+    let w = wait(&futures, ReturnWhen::AllCompleted, None);
+    assert!(w.not_done.is_empty());
+    // Every callback ran before its future was marked done.
+    assert_eq!(calls.load(Ordering::SeqCst), 10_000);
+}

@@ -28,6 +28,10 @@ use crate::futures::state::Promise;
 /// submission starts a new thread only when no worker is idle. An idle pool
 /// sleeps; it burns no CPU.
 ///
+/// Tasks that wait for other tasks of the same pool can deadlock once every
+/// worker is waiting (as in Python): give such pools enough workers, or
+/// chain work with [`add_done_callback`](crate::futures::Future::add_done_callback).
+///
 /// # Panic handling
 ///
 /// A panicking task fails only its own future, with
