@@ -297,3 +297,19 @@ fn stress_unbounded_and_shutdown_ends_consumers() {
     );
     assert_eq!(q.unfinished_tasks(), 0);
 }
+
+#[test]
+fn a_huge_bound_allocates_nothing_up_front() {
+    // A ring would allocate usize::MAX slots; the queue must just work.
+    let q = Queue::new(usize::MAX);
+    assert_eq!(q.maxsize(), Some(usize::MAX));
+    for i in 0..100_000 {
+        q.try_put(i).unwrap();
+    }
+    assert!(!q.is_full());
+    assert_eq!(q.get(), Ok(0));
+    assert_eq!(q.len(), 99_999);
+    let lifo = LifoQueue::new(usize::MAX);
+    lifo.put(1).unwrap();
+    assert_eq!(lifo.get(), Ok(1));
+}

@@ -143,9 +143,12 @@ macro_rules! queue_type {
 queue_type! {
     /// A first-in, first-out queue between threads — Python's `queue.Queue`.
     ///
-    /// A cloneable handle: clones are the same queue. Bounded queues are
-    /// lock-free rings (crossbeam's `ArrayQueue`); a thread that must wait
-    /// spins briefly, then sleeps, and is woken only when it can go on.
+    /// A cloneable handle: clones are the same queue. Queues bounded at up
+    /// to 65,536 items are lock-free rings (crossbeam's `ArrayQueue`,
+    /// allocated up front); larger bounds use a deque under a lock that grows
+    /// as needed, and unbounded queues crossbeam's `SegQueue`. A thread that
+    /// must wait spins briefly, then sleeps, and is woken only when it can go
+    /// on.
     ///
     /// ```
     /// use std::thread;

@@ -2,7 +2,7 @@
 //! bound.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Mutex;
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
@@ -22,15 +22,22 @@ pub(crate) trait Store<T>: Send + Sync {
 }
 
 /// First in, first out: lock-free rings (crossbeam's bounded `ArrayQueue`
-/// and unbounded `SegQueue`).
+/// and unbounded `SegQueue`). A ring allocates all its slots up front, so a
+/// bound above [`RING_LIMIT`] uses a deque under a lock instead, which grows
+/// as needed.
 pub(crate) enum Fifo<T> {
     Bounded(ArrayQueue<T>),
     Unbounded(SegQueue<T>),
+    Large(Locked<VecDeque<T>>),
 }
+
+/// The largest bound served by a preallocated ring.
+pub(crate) const RING_LIMIT: usize = 1 << 16;
 
 impl<T: Send> Store<T> for Fifo<T> {
     fn new(capacity: Option<usize>) -> Self {
         match capacity {
+            Some(n) if n > RING_LIMIT => Fifo::Large(Locked::new(Some(n))),
             Some(n) => Fifo::Bounded(ArrayQueue::new(n.max(1))),
             None => Fifo::Unbounded(SegQueue::new()),
         }
@@ -43,6 +50,7 @@ impl<T: Send> Store<T> for Fifo<T> {
                 q.push(item);
                 Ok(())
             }
+            Fifo::Large(q) => q.try_push(item),
         }
     }
 
@@ -50,6 +58,7 @@ impl<T: Send> Store<T> for Fifo<T> {
         match self {
             Fifo::Bounded(q) => q.pop(),
             Fifo::Unbounded(q) => q.pop(),
+            Fifo::Large(q) => q.try_pop(),
         }
     }
 
@@ -57,6 +66,7 @@ impl<T: Send> Store<T> for Fifo<T> {
         match self {
             Fifo::Bounded(q) => q.len(),
             Fifo::Unbounded(q) => q.len(),
+            Fifo::Large(q) => q.len(),
         }
     }
 
@@ -64,6 +74,7 @@ impl<T: Send> Store<T> for Fifo<T> {
         match self {
             Fifo::Bounded(q) => Some(q.capacity()),
             Fifo::Unbounded(_) => None,
+            Fifo::Large(q) => q.capacity(),
         }
     }
 }
@@ -123,6 +134,18 @@ impl<T: Send> Container<T> for Vec<T> {
     }
     fn len(&self) -> usize {
         Vec::len(self)
+    }
+}
+
+impl<T: Send> Container<T> for VecDeque<T> {
+    fn push(&mut self, item: T) {
+        VecDeque::push_back(self, item)
+    }
+    fn pop(&mut self) -> Option<T> {
+        VecDeque::pop_front(self)
+    }
+    fn len(&self) -> usize {
+        VecDeque::len(self)
     }
 }
 
