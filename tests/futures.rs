@@ -395,3 +395,60 @@ fn stress_callbacks_race_with_completion() {
     // Every callback ran before its future was marked done.
     assert_eq!(calls.load(Ordering::SeqCst), 10_000);
 }
+
+#[test]
+fn waiting_while_a_late_callback_has_the_value() {
+    // A callback added to a done future runs in the adding thread; a wait
+    // and an .await that begin meanwhile still return once it is over.
+    let pool = ThreadPool::new(1);
+    let f = Arc::new(pool.submit(|| 5));
+    wait([&*f], ReturnWhen::AllCompleted, None);
+    let inside = Arc::new(Event::new());
+    let adder = {
+        let (f, inside) = (f.clone(), inside.clone());
+        thread::spawn(move || {
+            f.add_done_callback(move |r| {
+                assert_eq!(r, Ok(&5));
+                inside.set();
+                thread::sleep(Duration::from_millis(50));
+            })
+        })
+    };
+    inside.wait();
+    let w = wait(
+        [&*f],
+        ReturnWhen::AllCompleted,
+        Some(Duration::from_secs(20)),
+    );
+    assert_eq!(
+        w.done.len(),
+        1,
+        "the wait was told when the value came back"
+    );
+    adder.join().unwrap();
+    assert_eq!(f.result(), Ok(5));
+}
+
+#[test]
+fn first_exception_ignores_a_cancellation_during_the_wait() {
+    let pool = ThreadPool::new(1);
+    let gate = Arc::new(Event::new());
+    let a = Arc::new(gated(&pool, &gate, 1));
+    let c = Arc::new(pool.submit(|| 2));
+    let waiter = {
+        let (a, c) = (a.clone(), c.clone());
+        thread::spawn(move || {
+            let w = wait([&*a, &*c], ReturnWhen::FirstException, None);
+            (w.done.len(), a.done())
+        })
+    };
+    thread::sleep(Duration::from_millis(20));
+    assert!(c.cancel());
+    thread::sleep(Duration::from_millis(20));
+    gate.set();
+    assert_eq!(
+        waiter.join().unwrap(),
+        (2, true),
+        "returned only when all were done"
+    );
+}

@@ -110,7 +110,8 @@ impl<T> Future<T> {
     /// Runs `callback` with the outcome once the task is done — at once, in
     /// this thread, if it already is; otherwise in the thread that completes
     /// it, before [`result`](Self::result) returns to anyone. Callbacks run in
-    /// the order they were added.
+    /// the order they were added. While a callback has the value, the future
+    /// reads as not [`done`](Self::done) and `result` waits for it.
     ///
     /// # Panic handling
     ///

@@ -166,7 +166,13 @@ impl<T> Shared<T> {
             st.phase = Phase::Completing;
             st = self.run_callbacks(st, &outcome);
         }
-        let failed = outcome.is_err();
+        self.publish(st, outcome);
+    }
+
+    /// Stores the outcome and wakes everyone who waits: blocked threads,
+    /// `wait` sets, an `.await`.
+    fn publish<'a>(&'a self, mut st: MutexGuard<'a, State<T>>, outcome: Result<T, TaskError>) {
+        let failed = is_failure(&outcome);
         st.phase = Phase::Done(outcome);
         let waker = st.waker.take();
         for (waiter, key) in st.waiters.drain(..) {
@@ -222,13 +228,9 @@ impl<T> Shared<T> {
                 return;
             }
         };
+        // Anyone who started waiting while the value was lent out is told.
         st = self.run_callbacks(st, &outcome);
-        st.phase = Phase::Done(outcome);
-        let blocked = st.blocked > 0;
-        drop(st);
-        if blocked {
-            self.cond.notify_all();
-        }
+        self.publish(st, outcome);
     }
 
     /// Pending → Done(Cancelled). True if the future is (now) cancelled.

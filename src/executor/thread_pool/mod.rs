@@ -36,7 +36,9 @@ use crate::futures::state::Promise;
 ///
 /// A panicking task fails only its own future, with
 /// [`TaskError::Panicked`](crate::futures::TaskError::Panicked) (message and
-/// location); the worker thread lives on and the panic is not printed. A
+/// location); the worker thread lives on and the panic is not printed (the
+/// crate chains a panic hook in front of yours the first time it runs a
+/// task; if the program replaces the hook later, locations become `None`). A
 /// panicking [initializer](Builder::initializer) breaks the pool, as in
 /// Python: queued and later tasks fail with
 /// [`TaskError::Broken`](crate::futures::TaskError::Broken).
