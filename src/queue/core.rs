@@ -107,6 +107,7 @@ impl<T, S: Store<T>> Core<T, S> {
         self.put_deadline(item, Some(deadline_after(timeout)))
     }
 
+    #[inline]
     pub(crate) fn try_get(&self) -> Result<T, GetError> {
         match self.store.try_pop() {
             Some(item) => {

@@ -46,6 +46,7 @@ impl Waitlist {
     }
 
     /// After a change that may let one waiter go on.
+    #[inline]
     pub fn notify_one(&self) {
         fence(Ordering::SeqCst);
         if self.waiting.load(Ordering::Relaxed) > 0 {
@@ -66,6 +67,7 @@ impl Waitlist {
     /// Returns the first `Some` of `ready`, sleeping in between; `None` once
     /// `deadline` has passed. Spins a little before sleeping (not under
     /// loom, where spinning only multiplies the interleavings).
+    #[inline]
     pub fn wait_until<R>(
         &self,
         deadline: Option<Instant>,
