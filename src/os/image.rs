@@ -41,6 +41,16 @@ pub(crate) struct ImageId {
 }
 
 impl ImageId {
+    /// The identity of another build of this program: same file, other
+    /// modification time (for testing the refusal).
+    #[cfg(test)]
+    pub(crate) fn other_build() -> ImageId {
+        ImageId {
+            mtime: Self::current().mtime + 1,
+            ..Self::current()
+        }
+    }
+
     /// The identity of this process's executable, computed once.
     pub(crate) fn current() -> ImageId {
         static ID: OnceLock<ImageId> = OnceLock::new();

@@ -141,3 +141,56 @@ fn bootstrap() {
 pub(crate) fn keep_bootstrap() {
     std::hint::black_box(bootstrap as fn());
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::os::proc::{self, ExitStatus, Pidfd};
+    use crate::os::sock;
+
+    fn double(x: u8) -> u8 {
+        x * 2
+    }
+
+    fn entry_of<F: FnOnce(u8) -> u8 + Copy + 'static>(_: F) -> ChildEntry {
+        entry_for::<F, u8, u8>()
+    }
+
+    /// A child told that its parent runs another build of the program refuses
+    /// to call anything: it reports why and exits with `EXIT_FAILED`.
+    #[test]
+    fn a_child_refuses_another_executable() {
+        let (ours, theirs) = sock::socketpair().unwrap();
+        let pid = proc::spawn_self(std::os::fd::AsFd::as_fd(&theirs), "child").unwrap();
+        drop(theirs);
+        let pidfd = Pidfd::open(pid).unwrap();
+        let conn = Connection::from_fd(ours);
+        let header = StartHeader {
+            image: ImageId::other_build(),
+            entry: entry_of(double).to_wire(),
+            name: "impostor".into(),
+            parent_pid: proc::getpid(),
+            parent_name: "test".into(),
+        };
+        conn.send(&header).unwrap();
+        conn.send(&7u8).unwrap();
+        match conn.recv::<Outcome<u8>>() {
+            Ok(Outcome::Failed(why)) => assert!(why.contains("same executable"), "{why}"),
+            other => panic!("the child did not refuse: {other:?}"),
+        }
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = pidfd.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the child did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(status, ExitStatus::Code(EXIT_FAILED));
+    }
+}
