@@ -101,6 +101,7 @@
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
+mod blocking;
 pub mod codec;
 pub mod executor;
 pub mod futures;

@@ -72,7 +72,7 @@ impl<T> Future<T> {
     /// assert_eq!(slow.result(), Ok(()));
     /// ```
     pub fn result_timeout(&self, timeout: Duration) -> Result<T, TaskError> {
-        let deadline = crate::ipc::deadline_after(timeout);
+        let deadline = crate::blocking::deadline_after(timeout);
         let st = self.shared.lock();
         let mut st = self.shared.wait_done(st, Some(deadline));
         Shared::take(&mut st)

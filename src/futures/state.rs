@@ -10,6 +10,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use super::error::TaskError;
+use crate::blocking::{lock, wait_while};
 use crate::panic::{self, Report};
 
 /// A callback run once the future is done.
@@ -48,23 +49,7 @@ impl Waiter {
     /// Waits until some futures are ready or the deadline passes; returns
     /// those that became ready (empty on timeout).
     pub(crate) fn take(&self, deadline: Option<Instant>) -> Vec<(usize, bool)> {
-        let mut ready = lock(&self.ready);
-        while ready.is_empty() {
-            match deadline {
-                None => ready = self.cond.wait(ready).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    ready = self
-                        .cond
-                        .wait_timeout(ready, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
+        let (mut ready, _) = wait_while(&self.cond, lock(&self.ready), deadline, |r| r.is_empty());
         std::mem::take(&mut *ready)
     }
 }
@@ -81,12 +66,6 @@ pub(crate) struct State<T> {
 pub(crate) struct Shared<T> {
     state: Mutex<State<T>>,
     cond: Condvar,
-}
-
-/// Poisoning cannot leave our state half-written (no user code runs under
-/// these locks), so a poisoned lock is simply taken.
-pub(crate) fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T> Shared<T> {
@@ -114,24 +93,12 @@ impl<T> Shared<T> {
         mut st: MutexGuard<'a, State<T>>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, State<T>> {
-        while !st.is_done() {
-            st.blocked += 1;
-            st = match deadline {
-                None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        st.blocked -= 1;
-                        break;
-                    }
-                    self.cond
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-            st.blocked -= 1;
+        if st.is_done() {
+            return st;
         }
+        st.blocked += 1;
+        let (mut st, _) = wait_while(&self.cond, st, deadline, |s| !s.is_done());
+        st.blocked -= 1;
         st
     }
 

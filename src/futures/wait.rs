@@ -140,7 +140,7 @@ pub fn wait<T, F: Borrow<Future<T>>>(
     return_when: ReturnWhen,
     timeout: Option<Duration>,
 ) -> Waited<F> {
-    let deadline = timeout.map(crate::ipc::deadline_after);
+    let deadline = timeout.map(crate::blocking::deadline_after);
     let mut reg = Registration::new(futures);
     let mut done = vec![false; reg.futures.len()];
     loop {
@@ -223,7 +223,7 @@ pub fn as_completed_timeout<T, F: Borrow<Future<T>>>(
 ) -> AsCompletedTimeout<T, F> {
     AsCompletedTimeout(AsCompleted {
         reg: Registration::new(futures),
-        deadline: Some(crate::ipc::deadline_after(timeout)),
+        deadline: Some(crate::blocking::deadline_after(timeout)),
         timed_out: false,
     })
 }

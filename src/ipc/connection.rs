@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::blocking::deadline_after;
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN, Header};
 use crate::os::sock::{self, Received, SendFailure};
 
@@ -339,12 +340,6 @@ impl Connection {
 
 fn decode<T: DeserializeOwned>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<T, RecvError> {
     Ok(codec::decode(payload, fds)?)
-}
-
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or(now + Duration::from_secs(86400 * 365 * 100))
 }
 
 /// Wraps a connected Unix stream socket made elsewhere (say, by

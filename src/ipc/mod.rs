@@ -12,6 +12,5 @@
 mod connection;
 mod pipe;
 
-pub(crate) use connection::deadline_after;
 pub use connection::{Connection, RecvError, SendError};
 pub use pipe::{Pipe, Receiver, Sender};

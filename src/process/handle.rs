@@ -273,7 +273,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// Like [`join`](Self::join), but waits at most `timeout`
     /// ([`ProcessError::Timeout`] if the process still runs then).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
-        self.join_until(Some(crate::ipc::deadline_after(timeout)))
+        self.join_until(Some(crate::blocking::deadline_after(timeout)))
     }
 
     /// Like [`join`](Self::join) without waiting

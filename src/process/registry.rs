@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::child_proc::ChildProc;
+use crate::blocking::lock;
 
 /// A process, as [`current_process`](super::current_process),
 /// [`parent_process`](super::parent_process) and
@@ -26,10 +27,6 @@ static IDENTITY: Mutex<Option<Identity>> = Mutex::new(None);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 static CHILDREN: Mutex<Vec<Weak<ChildProc>>> = Mutex::new(Vec::new());
 static ORPHANS: Mutex<Vec<Arc<ChildProc>>> = Mutex::new(Vec::new());
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Called first thing in a new child: it has its own name, its parent, and no
 /// children (a forked child inherited its parent's lists: they are not its).

@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 use super::error::{GetError, PutError, TaskDoneError};
 use super::store::Store;
 use super::waitlist::Waitlist;
-use crate::ipc::deadline_after;
+use crate::blocking::deadline_after;
 
 const OPEN: u8 = 0;
 const SHUT_DOWN: u8 = 1;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::core::Core;
 use super::error::{GetError, PutError, TaskDoneError};
 use super::store::{Fifo, Lifo, Priority};
-use crate::ipc::deadline_after;
+use crate::blocking::deadline_after;
 
 macro_rules! queue_type {
     ($(#[$attr:meta])* $name:ident, $store:ident, $($bound:path),+) => {

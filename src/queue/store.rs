@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
-use crate::futures::state::lock;
+use crate::blocking::lock;
 
 /// The items of a queue, safe to use from many threads at once.
 pub(crate) trait Store<T>: Send + Sync {

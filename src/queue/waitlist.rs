@@ -48,19 +48,25 @@ impl Waitlist {
     /// After a change that may let one waiter go on.
     #[inline]
     pub fn notify_one(&self) {
-        fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) > 0 {
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.cond.notify_one();
-        }
+        self.notify(false);
     }
 
     /// After a change that may let every waiter go on.
     pub fn notify_all(&self) {
+        self.notify(true);
+    }
+
+    /// The notifier's half of the protocol: fence, then look for waiters.
+    #[inline]
+    fn notify(&self, all: bool) {
         fence(Ordering::SeqCst);
         if self.waiting.load(Ordering::Relaxed) > 0 {
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.cond.notify_all();
+            if all {
+                self.cond.notify_all();
+            } else {
+                self.cond.notify_one();
+            }
         }
     }
 

@@ -4,8 +4,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::futures::state::lock;
-use crate::ipc::deadline_after;
+use crate::blocking::{deadline_after, lock, wait_while};
 use crate::panic::{self, Report};
 
 /// Why [`Barrier::wait`] let a thread through without the others.
@@ -134,26 +133,15 @@ impl Barrier {
             self.end_round(&mut st, Round::Passed);
             return Ok(index);
         }
-        loop {
-            match *lock(&round) {
-                Round::Passed => return Ok(index),
-                Round::Broken => return Err(BarrierError::Broken),
-                Round::Filling => {}
-            }
-            st = match deadline {
-                None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        self.break_locked(&mut st);
-                        return Err(BarrierError::Timeout);
-                    }
-                    self.cond
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
+        let filling = |_: &mut State| *lock(&round) == Round::Filling;
+        let (mut st, timed_out) = wait_while(&self.cond, st, deadline, filling);
+        if timed_out {
+            self.break_locked(&mut st);
+            return Err(BarrierError::Timeout);
+        }
+        match *lock(&round) {
+            Round::Passed => Ok(index),
+            _ => Err(BarrierError::Broken),
         }
     }
 

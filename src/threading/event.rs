@@ -3,8 +3,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::futures::state::lock;
-use crate::ipc::deadline_after;
+use crate::blocking::{deadline_after, lock, wait_while};
 
 /// A flag that threads wait on until another sets it — Python's
 /// `threading.Event`.
@@ -58,10 +57,7 @@ impl Event {
 
     /// Waits until the flag is set.
     pub fn wait(&self) {
-        let mut flag = lock(&self.flag);
-        while !*flag {
-            flag = self.cond.wait(flag).unwrap_or_else(|e| e.into_inner());
-        }
+        let _flag = wait_while(&self.cond, lock(&self.flag), None, |set| !*set);
     }
 
     /// Waits at most `timeout`; true if the flag is set (Python's
@@ -77,19 +73,8 @@ impl Event {
     /// assert!(e.wait_timeout(Duration::from_millis(10)));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = deadline_after(timeout);
-        let mut flag = lock(&self.flag);
-        while !*flag {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                break;
-            }
-            flag = self
-                .cond
-                .wait_timeout(flag, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let deadline = Some(deadline_after(timeout));
+        let (flag, _) = wait_while(&self.cond, lock(&self.flag), deadline, |set| !*set);
         *flag
     }
 }

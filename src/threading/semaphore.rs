@@ -3,8 +3,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::futures::state::lock;
-use crate::ipc::deadline_after;
+use crate::blocking::{deadline_after, lock, wait_while};
 
 /// A count of permits; `acquire` takes one, waiting while there is none —
 /// Python's `threading.Semaphore`.
@@ -87,21 +86,10 @@ impl Semaphore {
     }
 
     fn acquire_deadline(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
-        let mut permits = lock(&self.permits);
-        while *permits == 0 {
-            permits = match deadline {
-                None => self.cond.wait(permits).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return None;
-                    }
-                    self.cond
-                        .wait_timeout(permits, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
+        let (mut permits, timed_out) =
+            wait_while(&self.cond, lock(&self.permits), deadline, |p| *p == 0);
+        if timed_out {
+            return None;
         }
         *permits -= 1;
         Some(SemaphoreGuard { sem: self })

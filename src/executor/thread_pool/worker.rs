@@ -13,8 +13,9 @@ use std::{io, thread};
 
 use crossbeam_utils::Backoff;
 
+use crate::blocking::lock;
 use crate::futures::TaskError;
-use crate::futures::state::{Promise, lock};
+use crate::futures::state::Promise;
 use crate::panic::{self, Report};
 
 /// A submitted task, type-erased.

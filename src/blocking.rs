@@ -1,0 +1,42 @@
+//! Blocking helpers every layer shares: deadlines, locks that ignore
+//! poisoning, and condition-variable waits with an optional deadline.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// `now + timeout`, saturating at a century for absurdly long timeouts.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(86400 * 365 * 100))
+}
+
+/// Locks `m`. The crate never leaves guarded state half-written when user
+/// code panics, so a poisoned lock is simply taken.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits on `cond` while `pending` holds, until `deadline` if there is one.
+/// Returns the guard, and true if it gave up at the deadline with `pending`
+/// still true.
+pub(crate) fn wait_while<'a, T>(
+    cond: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+    pending: impl FnMut(&mut T) -> bool,
+) -> (MutexGuard<'a, T>, bool) {
+    match deadline {
+        None => (
+            cond.wait_while(guard, pending)
+                .unwrap_or_else(|e| e.into_inner()),
+            false,
+        ),
+        Some(d) => {
+            let (guard, result) = cond
+                .wait_timeout_while(guard, d.saturating_duration_since(Instant::now()), pending)
+                .unwrap_or_else(|e| e.into_inner());
+            (guard, result.timed_out())
+        }
+    }
+}
