@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use multiproc::executor::ThreadPool;
 use multiproc::futures::{Future, ReturnWhen, TaskError, as_completed, as_completed_timeout, wait};
-use multiproc::threading::Event;
+use multiproc::threading::{Event, Timer};
 
 /// A task that runs until `gate` is set.
 fn gated(pool: &ThreadPool, gate: &Arc<Event>, value: u32) -> Future<u32> {
@@ -179,16 +179,13 @@ fn wait_first_exception() {
     let a = gated(&pool, &gate, 1);
     let b = pool.submit(|| 2);
     let c = cancelled(&pool, &gate);
-    let waiter = {
+    let opener = {
         let gate = gate.clone();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            gate.set();
-        })
+        Timer::start(Duration::from_millis(20), move || gate.set())
     };
     let w = wait([&a, &b, &c], ReturnWhen::FirstException, None);
     assert_eq!((w.done.len(), w.not_done.len()), (3, 0));
-    waiter.join().unwrap();
+    opener.result().unwrap();
 }
 
 /// A cancelled future: a task queued behind gated ones, cancelled.
@@ -337,14 +334,11 @@ fn await_works_without_a_runtime() {
     let g = pool.submit(|| 31);
     let opener = {
         let gate = gate.clone();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            gate.set();
-        })
+        Timer::start(Duration::from_millis(20), move || gate.set())
     };
     let sum = block_on(async { f.await.unwrap() + g.await.unwrap() });
     assert_eq!(sum, 42);
-    opener.join().unwrap();
+    opener.result().unwrap();
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use multiproc::executor::ThreadPool;
 use multiproc::futures::{Future, ReturnWhen, TaskError, wait};
-use multiproc::threading::{Barrier, Event};
+use multiproc::threading::{Barrier, Event, Timer};
 
 fn until(what: &str, cond: impl Fn() -> bool) {
     let t = Instant::now();
@@ -177,13 +177,10 @@ fn shutdown_with_cancel_futures() {
     until("the first task runs", || running.running());
     let opener = {
         let gate = gate.clone();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            gate.set();
-        })
+        Timer::start(Duration::from_millis(20), move || gate.set())
     };
     pool.shutdown(true, true);
-    opener.join().unwrap();
+    opener.result().unwrap();
     assert_eq!(running.result(), Ok(1), "a running task finishes");
     for f in &queued {
         assert!(f.cancelled());
@@ -226,14 +223,11 @@ fn shutdown_without_wait_returns_at_once_and_drop_waits() {
     assert_eq!(finished.load(Ordering::SeqCst), 0);
     let opener = {
         let gate = gate.clone();
-        thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            gate.set();
-        })
+        Timer::start(Duration::from_millis(20), move || gate.set())
     };
     drop(pool); // waits
     assert_eq!(finished.load(Ordering::SeqCst), 1);
-    opener.join().unwrap();
+    opener.result().unwrap();
 }
 
 #[test]
