@@ -104,6 +104,8 @@ pub struct Connection {
     rx: Mutex<RxState>,
     tx: Mutex<()>,
     max: AtomicUsize,
+    /// Descriptors can travel (a Unix socket, not TCP).
+    passes_fds: bool,
 }
 
 impl fmt::Debug for Connection {
@@ -115,8 +117,18 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Wraps a connected stream socket.
+    /// Wraps a connected Unix stream socket.
     pub(crate) fn from_fd(fd: OwnedFd) -> Connection {
+        Connection::with_kind(fd, true)
+    }
+
+    /// Wraps a connected stream socket of any family (Unix or TCP).
+    pub(crate) fn from_socket(fd: OwnedFd) -> Connection {
+        let passes_fds = sock::passes_fds(fd.as_fd());
+        Connection::with_kind(fd, passes_fds)
+    }
+
+    fn with_kind(fd: OwnedFd, passes_fds: bool) -> Connection {
         Connection {
             fd,
             rx: Mutex::new(RxState {
@@ -129,6 +141,7 @@ impl Connection {
             }),
             tx: Mutex::new(()),
             max: AtomicUsize::new(DEFAULT_MAX_MESSAGE_SIZE),
+            passes_fds,
         }
     }
 
@@ -151,6 +164,12 @@ impl Connection {
 
     /// Sends a frame encoded earlier by [`codec::encode`].
     pub(crate) fn send_frame(&self, frame: &codec::Frame) -> Result<(), SendError> {
+        if !frame.fds.is_empty() && !self.passes_fds {
+            return Err(CodecError::Encode(
+                "handles (connections, queues, ...) cannot travel over a TCP connection".into(),
+            )
+            .into());
+        }
         let fds: Vec<BorrowedFd<'_>> = frame.fds.iter().map(|f| f.as_fd()).collect();
         self.write(&[&frame.bytes], &fds)
     }
@@ -231,6 +250,22 @@ impl Connection {
             Err(RecvError::Io(e)) => Err(RecvError::Io(e)),
             Err(_) => Ok(true),
         }
+    }
+
+    /// For [`wait`](super::wait): `Some(true)` when a whole message (or the
+    /// end, or an error) can be received without blocking, `Some(false)` when
+    /// not, `None` when another thread is receiving and only the socket can
+    /// tell.
+    pub(crate) fn ready_now(&self) -> Option<bool> {
+        let mut rx = match self.rx.try_lock() {
+            Ok(rx) => rx,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(!matches!(
+            self.fill(&mut rx, Mode::NonBlock),
+            Err(RecvError::Empty)
+        ))
     }
 
     /// Every receive: waits (per `mode`) until one whole frame is buffered,
@@ -364,6 +399,6 @@ impl Serialize for Connection {
 
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        codec::handles::deserialize_fd(d).map(Connection::from_fd)
+        codec::handles::deserialize_fd(d).map(Connection::from_socket)
     }
 }

@@ -49,6 +49,9 @@ impl Pipe {
 pub struct Receiver(Connection);
 
 impl Receiver {
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.0
+    }
     /// See [`Connection::recv`].
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         self.0.recv()

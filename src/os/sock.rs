@@ -203,3 +203,165 @@ pub(crate) fn wait_fds(
 pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
     fd.as_fd().try_clone_to_owned()
 }
+
+/// Where a listening or connecting socket lives.
+#[derive(Debug, Clone)]
+pub(crate) enum SockAddr {
+    /// A Unix socket at a path in the file system.
+    Path(std::path::PathBuf),
+    /// A Linux abstract Unix socket name (no file).
+    Abstract(Vec<u8>),
+    /// A TCP address.
+    Inet(std::net::SocketAddr),
+}
+
+fn unix_addr(addr: &SockAddr) -> io::Result<Option<rustix::net::SocketAddrUnix>> {
+    Ok(match addr {
+        SockAddr::Path(p) => Some(rustix::net::SocketAddrUnix::new(p.as_path())?),
+        SockAddr::Abstract(name) => Some(rustix::net::SocketAddrUnix::new_abstract_name(name)?),
+        SockAddr::Inet(_) => None,
+    })
+}
+
+fn stream_socket(addr: &SockAddr, flags: SocketFlags) -> io::Result<OwnedFd> {
+    let family = match addr {
+        SockAddr::Path(_) | SockAddr::Abstract(_) => AddressFamily::UNIX,
+        SockAddr::Inet(std::net::SocketAddr::V4(_)) => AddressFamily::INET,
+        SockAddr::Inet(std::net::SocketAddr::V6(_)) => AddressFamily::INET6,
+    };
+    Ok(rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | flags,
+        None,
+    )?)
+}
+
+/// A listening stream socket bound to `addr`. A Unix socket file gets mode
+/// `0600` before the socket listens, so no other user can ever connect.
+pub(crate) fn listen(addr: &SockAddr, backlog: i32) -> io::Result<OwnedFd> {
+    let fd = stream_socket(addr, SocketFlags::NONBLOCK)?;
+    match (addr, unix_addr(addr)?) {
+        (_, Some(unix)) => rustix::net::bind(&fd, &unix)?,
+        (SockAddr::Inet(inet), None) => {
+            rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+            rustix::net::bind(&fd, inet)?
+        }
+        (_, None) => unreachable!("only TCP addresses have no Unix form"),
+    }
+    if let SockAddr::Path(path) = addr {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    }
+    rustix::net::listen(&fd, backlog)?;
+    Ok(fd)
+}
+
+/// The address a socket is bound to.
+pub(crate) fn local_addr(fd: BorrowedFd<'_>) -> io::Result<SockAddr> {
+    let any = rustix::net::getsockname(fd)?;
+    if any.address_family() == AddressFamily::UNIX {
+        let unix = rustix::net::SocketAddrUnix::try_from(any)?;
+        if let Some(name) = unix.abstract_name() {
+            return Ok(SockAddr::Abstract(name.to_vec()));
+        }
+        let path = unix.path_bytes().unwrap_or_default();
+        use std::os::unix::ffi::OsStrExt;
+        return Ok(SockAddr::Path(
+            std::ffi::OsStr::from_bytes(path).to_owned().into(),
+        ));
+    }
+    Ok(SockAddr::Inet(std::net::SocketAddr::try_from(any)?))
+}
+
+/// Accepts one connection from a non-blocking listening socket; the new
+/// socket is blocking and close-on-exec. `Ok(None)` when none is waiting (or
+/// it was reset before it could be accepted).
+pub(crate) fn accept(fd: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    loop {
+        match rustix::net::accept_with(fd, SocketFlags::CLOEXEC) {
+            Ok(conn) => {
+                tune(conn.as_fd())?;
+                return Ok(Some(conn));
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) | Err(Errno::CONNABORTED) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A stream socket connected to `addr` (close-on-exec, blocking), or `None`
+/// if `deadline` passed first. Connecting to a Unix socket whose backlog is
+/// full waits until the listener accepts; the deadline bounds that wait too.
+pub(crate) fn connect(addr: &SockAddr, deadline: Option<Instant>) -> io::Result<Option<OwnedFd>> {
+    let fd = stream_socket(addr, SocketFlags::empty())?;
+    if let Some(d) = deadline {
+        // Blocking connects honour the send timeout, Unix and TCP alike. Zero
+        // would mean "no timeout": wait at least a microsecond.
+        let left = d.saturating_duration_since(Instant::now());
+        let left = left.max(std::time::Duration::from_micros(1));
+        rustix::net::sockopt::set_socket_timeout(
+            &fd,
+            rustix::net::sockopt::Timeout::Send,
+            Some(left),
+        )?;
+    }
+    let result = match (addr, unix_addr(addr)?) {
+        (_, Some(unix)) => rustix::net::connect(&fd, &unix),
+        (SockAddr::Inet(inet), None) => rustix::net::connect(&fd, inet),
+        (_, None) => unreachable!("only TCP addresses have no Unix form"),
+    };
+    match result {
+        Ok(()) => {}
+        Err(Errno::AGAIN) | Err(Errno::INPROGRESS) if deadline.is_some() => return Ok(None),
+        // Interrupted: the connection goes on in the background; wait for it.
+        Err(Errno::INTR) => {
+            if !wait_fds(&[(fd.as_fd(), false)], deadline)?[0] {
+                return Ok(None);
+            }
+            if let Err(e) = rustix::net::sockopt::socket_error(&fd)? {
+                return Err(e.into());
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if deadline.is_some() {
+        rustix::net::sockopt::set_socket_timeout(&fd, rustix::net::sockopt::Timeout::Send, None)?;
+    }
+    tune(fd.as_fd())?;
+    Ok(Some(fd))
+}
+
+/// Turns Nagle's algorithm off on TCP sockets: frames are sent whole and at
+/// once, and small request/reply exchanges must not wait 40 ms for an ack.
+fn tune(fd: BorrowedFd<'_>) -> io::Result<()> {
+    if rustix::net::sockopt::socket_domain(fd)? != AddressFamily::UNIX {
+        rustix::net::sockopt::set_tcp_nodelay(fd, true)?;
+    }
+    Ok(())
+}
+
+/// `true` if descriptors can travel over this socket (a Unix socket).
+pub(crate) fn passes_fds(fd: BorrowedFd<'_>) -> bool {
+    matches!(
+        rustix::net::sockopt::socket_domain(fd),
+        Ok(AddressFamily::UNIX)
+    )
+}
+
+/// Fills `buf` from the kernel's random source (`getrandom(2)`).
+pub(crate) fn random(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

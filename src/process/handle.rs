@@ -327,6 +327,14 @@ impl<R: DeserializeOwned> Process<R> {
     }
 }
 
+/// Ready for [`ipc::wait`](crate::ipc::wait) once the process has ended:
+/// Python's `Process.sentinel`.
+impl<R> crate::ipc::Waitable for Process<R> {
+    fn wait_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.child().exit_fd()
+    }
+}
+
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         if let Some(child) = self.child.take()
