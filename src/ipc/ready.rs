@@ -96,11 +96,12 @@ fn wait_until(objects: &[&dyn Waitable], deadline: Option<Instant>) -> io::Resul
         return Ok(Vec::new());
     }
     let fds: Vec<(BorrowedFd<'_>, bool)> = objects.iter().map(|o| (o.wait_fd(), true)).collect();
-    let mut readable = vec![false; objects.len()];
+    // The first round only looks; later rounds block until the deadline.
+    let mut until = Some(Instant::now());
     loop {
+        let readable = sock::wait_fds(&fds, until)?;
         // Objects that know better than their descriptor decide for
-        // themselves; the rest are ready when their descriptor polled
-        // readable.
+        // themselves; the rest are ready when their descriptor is readable.
         let ready: Vec<usize> = objects
             .iter()
             .zip(&readable)
@@ -108,12 +109,9 @@ fn wait_until(objects: &[&dyn Waitable], deadline: Option<Instant>) -> io::Resul
             .filter(|(_, (o, r))| o.ready_now().unwrap_or(**r))
             .map(|(i, _)| i)
             .collect();
-        if !ready.is_empty() {
+        if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(ready);
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(ready);
-        }
-        readable = sock::wait_fds(&fds, deadline)?;
+        until = deadline;
     }
 }

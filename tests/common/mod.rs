@@ -11,11 +11,19 @@ pub fn open_fds() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|e| e.ok())
-        .map(|e| {
-            let target = std::fs::read_link(e.path())
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            format!("{} -> {target}", e.file_name().to_string_lossy())
+        // A descriptor closed between the listing and the look is not open;
+        // the listing's own descriptor (whose number depends on what else was
+        // open a moment ago) is not counted.
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            if target.starts_with("/proc") && target.ends_with("fd") {
+                return None;
+            }
+            Some(format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            ))
         })
         .collect();
     v.sort();
