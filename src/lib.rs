@@ -79,7 +79,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`codec`] | serde values to length-prefixed frames, with a size limit; descriptors beside the bytes |
-//! | [`ipc`] | [`Pipe`](ipc::Pipe) and [`Connection`](ipc::Connection) |
+//! | [`ipc`] | [`Pipe`](ipc::Pipe), [`Connection`](ipc::Connection), [`Listener`](ipc::Listener)/[`Client`](ipc::Client) with an auth key, [`wait`](ipc::wait) |
 //! | [`process`] | [`Process`](process::Process), start methods, [`current_process`](process::current_process) |
 //! | [`futures`] | [`Future`](futures::Future), [`wait`](futures::wait), [`as_completed`](futures::as_completed) |
 //! | [`executor`] | [`ThreadPool`](executor::ThreadPool) |

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example tour
 //! ```
+mod connections;
 mod threads;
 
 use std::time::{Duration, Instant};
@@ -111,13 +112,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("   (Fork is only safe in a program that has not started threads; see StartMethod)");
 
-    println!("\n== 7. Threads share memory: the ticket counter under one lock");
+    println!(
+        "\n== 7. Processes that did not start each other: Listener and Client with an auth key"
+    );
+    connections::listener_and_clients()?;
+
+    println!("\n== 8. Threads share memory: the ticket counter under one lock");
     threads::ticket_counter();
-    println!("\n== 8. Producer and consumer over a bounded queue");
+    println!("\n== 9. Producer and consumer over a bounded queue");
     threads::producer_consumer();
-    println!("\n== 9. A thread pool: submit does not block, results as completed");
+    println!("\n== 10. A thread pool: submit does not block, results as completed");
     threads::thread_pool();
-    println!("\n== 10. The notes' remarks, measured");
+    println!("\n== 11. The notes' remarks, measured");
     threads::remarks();
     Ok(())
 }
