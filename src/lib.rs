@@ -110,4 +110,5 @@ mod os;
 mod panic;
 pub mod process;
 pub mod queue;
+pub mod sync;
 pub mod threading;

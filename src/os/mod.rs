@@ -16,4 +16,5 @@
 pub(crate) mod bootstrap;
 pub(crate) mod image;
 pub(crate) mod proc;
+pub(crate) mod shm;
 pub(crate) mod sock;

@@ -1,0 +1,202 @@
+//! Shared-memory segments (`memfd_create` + `mmap`), futex waits and wakes
+//! across processes, and the identity of a process instance.
+//!
+//! A segment is an anonymous memory file: it has no name in `/dev/shm` and
+//! disappears when the last process that maps it or holds its descriptor is
+//! gone, however it ended. It travels to other processes as its descriptor.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+use rustix::thread::futex;
+
+/// A mapping of a shared memory file, read-write, shared.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    fd: OwnedFd,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory shared by design; every user of the
+// bytes synchronizes through atomics in them (see the `sync` and `ipc`
+// layers), so the handle itself may move and be shared between threads.
+unsafe impl Send for Segment {}
+// SAFETY: as above.
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    /// A new zero-filled anonymous segment of `len` bytes (`name` shows in
+    /// `/proc/PID/maps` only).
+    pub(crate) fn create(name: &str, len: usize) -> io::Result<Segment> {
+        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, len as u64)?;
+        Segment::map(fd, len)
+    }
+
+    /// Maps a segment received from another process; its size is the file's.
+    pub(crate) fn open(fd: OwnedFd) -> io::Result<Segment> {
+        let len = rustix::fs::fstat(&fd)?.st_size;
+        let len = usize::try_from(len).map_err(|_| io::Error::other("segment size"))?;
+        Segment::map(fd, len)
+    }
+
+    /// A named POSIX shared-memory object (`/dev/shm/NAME`), created when
+    /// `create` (failing if it exists) or opened.
+    pub(crate) fn named(name: &str, create: Option<usize>) -> io::Result<Segment> {
+        use rustix::shm::{Mode, OFlags};
+        let flags = match create {
+            Some(_) => OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+            None => OFlags::RDWR,
+        };
+        let fd = rustix::shm::open(name, flags, Mode::RUSR | Mode::WUSR)?;
+        match create {
+            Some(len) => {
+                if let Err(e) = rustix::fs::ftruncate(&fd, len as u64) {
+                    let _ = rustix::shm::unlink(name);
+                    return Err(e.into());
+                }
+                Segment::map(fd, len)
+            }
+            None => Segment::open(fd),
+        }
+    }
+
+    /// Removes a named object; processes that mapped it keep their mapping.
+    pub(crate) fn unlink(name: &str) -> io::Result<()> {
+        Ok(rustix::shm::unlink(name)?)
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> io::Result<Segment> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a shared-memory segment cannot be empty",
+            ));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps
+        // nothing of ours; `fd` is a memory file of at least `len` bytes.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )?
+        };
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Segment { fd, ptr, len })
+    }
+
+    /// The first byte; valid for [`len`](Self::len) bytes while `self` lives.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Another mapping of the same memory (for a handle that is cloned).
+    pub(crate) fn try_clone(&self) -> io::Result<Segment> {
+        Segment::map(self.fd.try_clone()?, self.len)
+    }
+}
+
+impl AsFd for Segment {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `map`, and no
+        // reference into it outlives `self` (users borrow from the segment).
+        unsafe {
+            let _ = rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Sleeps while `*word == expected`, at most until `deadline`, across
+/// processes (a shared futex). Returns on a wake, a timeout, a signal or a
+/// changed value: callers re-check their condition.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+    let timeout = deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        rustix::time::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        }
+    });
+    match futex::wait(word, futex::Flags::empty(), expected, timeout.as_ref()) {
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::TIMEDOUT) => {}
+        Err(e) => panic!("futex wait on a mapped word failed: {e}"),
+    }
+}
+
+/// Wakes up to `n` processes or threads sleeping on `word`.
+pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    let _ = futex::wake(word, futex::Flags::empty(), n);
+}
+
+/// Who a process is: its pid and its start time (clock ticks since boot),
+/// packed in 64 bits. Unlike a pid alone this is never reused: a new process
+/// with the same pid starts at another time.
+pub(crate) type ProcessId = u64;
+
+/// This process's [`ProcessId`] (never 0), computed once per process (a
+/// forked child computes its own).
+pub(crate) fn process_id() -> ProcessId {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CACHE: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached != 0 && (cached >> 32) as u32 == pid {
+        return cached;
+    }
+    let start = start_time(pid).expect("/proc/self/stat is readable");
+    let id = pack(pid, start);
+    CACHE.store(id, Ordering::Relaxed);
+    id
+}
+
+fn pack(pid: u32, start: u64) -> ProcessId {
+    (u64::from(pid) << 32) | (start & 0xffff_ffff)
+}
+
+/// The start time of `pid` and whether it has ended (a zombie counts as
+/// ended); `None` if there is no such process.
+fn stat(pid: u32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold anything, so split after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3 of the line, starttime field 22.
+    let state = *fields.first()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, state == "Z" || state == "X"))
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    stat(pid).map(|(s, _)| s)
+}
+
+/// `true` while the process instance `id` runs.
+pub(crate) fn is_alive(id: ProcessId) -> bool {
+    let pid = (id >> 32) as u32;
+    match stat(pid) {
+        Some((start, ended)) => !ended && pack(pid, start) == id,
+        None => false,
+    }
+}
