@@ -12,6 +12,9 @@
 //!   start each other, over a Unix socket (a path or an abstract name) or
 //!   TCP, each one authenticated both ways by an [`AuthKey`] (see [`auth`]);
 //!   Python's `multiprocessing.connection.Listener` and `Client`.
+//! - [`Queue`], [`JoinableQueue`], [`SimpleQueue`]: queues between
+//!   processes in shared memory, with exact `len`, surviving processes
+//!   killed inside `put` or `get`; Python's `multiprocessing.Queue` & co.
 //! - [`wait`]: one call that waits on many connections, listeners and
 //!   processes; Python's `multiprocessing.connection.wait`.
 
@@ -20,6 +23,7 @@ pub mod auth;
 mod connection;
 mod listener;
 mod pipe;
+mod queue;
 mod ready;
 
 pub use address::{Address, ToAddress};
@@ -27,4 +31,8 @@ pub use auth::{AuthError, AuthKey};
 pub use connection::{Connection, RecvError, SendError};
 pub use listener::{Client, ConnectError, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 pub use pipe::{Pipe, Receiver, Sender};
+pub use queue::{
+    DEFAULT_CAPACITY, GetError, JoinableQueue, MAX_MAXSIZE, PutError, Queue, SimpleQueue,
+    TaskDoneError,
+};
 pub use ready::{Waitable, wait, wait_timeout};

@@ -26,8 +26,9 @@ struct Preamble {
 }
 
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocshm");
-/// The header starts one cache line in, and so does the data after it.
-const ALIGN: usize = 64;
+/// The header starts two cache lines in (a pair, as adjacent-line
+/// prefetching moves them together), and so does the data after it.
+const ALIGN: usize = 128;
 
 /// A shared segment that starts with an `H` and has `tail` bytes after it.
 #[derive(Debug)]
@@ -104,7 +105,7 @@ impl<H: SharedSafe> Region<H> {
     }
 
     fn preamble(&self) -> &Preamble {
-        // SAFETY: the segment is at least `header_end` ≥ 64 bytes, page
+        // SAFETY: the segment is at least `header_end` ≥ 128 bytes, page
         // aligned, lives as long as `self`, and `Preamble` is two atomics
         // (any bit pattern valid, mutation only through atomics).
         unsafe { &*self.seg.as_ptr().cast::<Preamble>() }

@@ -1,0 +1,435 @@
+//! Queues between processes, in shared memory: [`Queue`], [`JoinableQueue`],
+//! [`SimpleQueue`]; Python's `multiprocessing.Queue` and friends.
+//!
+//! A queue is a ring of bytes in a shared-memory segment (a `memfd`: nothing
+//! in `/dev/shm`, ever) with robust locks for its producers and consumers;
+//! see `ring` for the layout and for what happens when a process is killed
+//! inside `put` or `get`. A message is encoded once into the ring and
+//! decoded once out of it: no pipe, no feeder thread, no pickling in
+//! between.
+
+mod error;
+mod ring;
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use error::{GetError, PutError, TaskDoneError};
+use ring::{Ring, Stop};
+
+use crate::blocking::deadline_after;
+use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
+use crate::sync::region::Region;
+
+/// The ring's size unless told otherwise: 4 MiB (pages are touched only as
+/// the ring fills).
+pub const DEFAULT_CAPACITY: usize = 4 << 20;
+
+/// The most messages a queue can be bounded to (counts are 32-bit).
+pub const MAX_MAXSIZE: usize = i32::MAX as usize;
+
+/// A multi-producer, multi-consumer FIFO between processes (and threads).
+///
+/// `maxsize` bounds the count of messages (0: only the ring's bytes bound
+/// it); the ring's byte capacity bounds their total size. A message larger
+/// than the ring streams through it. Clone a `Queue` to share it between
+/// threads; pass it to a child process as its argument (or over a
+/// [`Connection`](crate::ipc::Connection)) to share it between processes.
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::ipc::Queue;
+/// use multiproc::process::Process;
+///
+/// let q: Queue<String> = Queue::new(16)?;
+/// let mut writer = Process::start(|q: Queue<String>| {
+///     for i in 0..5 {
+///         q.put(&format!("message {i}")).unwrap();
+///     }
+/// }, q.clone())?;
+/// for i in 0..5 {
+///     assert_eq!(q.get_timeout(Duration::from_secs(10))?, format!("message {i}"));
+/// }
+/// writer.join()?;
+/// assert!(q.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Differences from Python
+///
+/// - `len`, `is_empty` and `is_full` are exact (Python's `qsize` is
+///   approximate, and raises on macOS).
+/// - `put` returns once the message is in shared memory; there is no feeder
+///   thread, so nothing is lost when the putting process exits right after.
+/// - A process killed inside `put` or `get` leaves the queue usable: see
+///   `ring`.
+/// - `close` stops every producer at once; consumers then drain what is
+///   there and get [`GetError::Closed`] (Python 3.13's `shutdown`).
+/// - Messages cannot carry handles (they travel as file descriptors, which
+///   shared memory cannot hold): send those over a `Connection`.
+pub struct Queue<T> {
+    ring: Ring,
+    max_message: usize,
+    _type: PhantomData<fn(T) -> T>,
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &self.ring.len())
+            .field("maxsize", &self.ring.maxsize())
+            .field("capacity", &self.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+fn put_stop(stop: Stop, would_block: bool) -> PutError {
+    match stop {
+        Stop::Timeout if would_block => PutError::Full,
+        Stop::Timeout => PutError::Timeout,
+        Stop::Closed => PutError::Closed,
+        Stop::Corrupt(why) => PutError::Codec(CodecError::Malformed(why)),
+    }
+}
+
+fn get_stop(stop: Stop, would_block: bool) -> GetError {
+    match stop {
+        Stop::Timeout if would_block => GetError::Empty,
+        Stop::Timeout => GetError::Timeout,
+        Stop::Closed => GetError::Closed,
+        Stop::Corrupt(why) => GetError::Corrupt(why),
+    }
+}
+
+/// How long a call may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    No,
+    Until(Instant),
+}
+
+impl Wait {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Forever => None,
+            Wait::No => Some(Instant::now()),
+            Wait::Until(d) => Some(d),
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    /// A queue of at most `maxsize` messages (0: no count bound) in a ring
+    /// of [`DEFAULT_CAPACITY`] bytes.
+    pub fn new(maxsize: usize) -> io::Result<Queue<T>> {
+        Queue::with_capacity(maxsize, DEFAULT_CAPACITY)
+    }
+
+    /// A queue of at most `maxsize` messages in a ring of `bytes` bytes
+    /// (rounded up to a power of two; at most 1 GiB). A bigger ring lets
+    /// more large messages wait; messages larger than the ring still pass,
+    /// streamed.
+    pub fn with_capacity(maxsize: usize, bytes: usize) -> io::Result<Queue<T>> {
+        if maxsize > MAX_MAXSIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("maxsize {maxsize} is above {MAX_MAXSIZE}"),
+            ));
+        }
+        Ok(Queue::from_ring(Ring::create(bytes, maxsize)?))
+    }
+
+    fn from_ring(ring: Ring) -> Queue<T> {
+        Queue {
+            ring,
+            max_message: DEFAULT_MAX_MESSAGE_SIZE,
+            _type: PhantomData,
+        }
+    }
+
+    /// Messages in the queue now: put, not yet taken. Exact.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// `len() == 0`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` when `maxsize` messages wait (never for an unbounded queue).
+    pub fn is_full(&self) -> bool {
+        let max = self.ring.maxsize();
+        max != 0 && self.len() >= max
+    }
+
+    /// The count bound (0: none).
+    pub fn maxsize(&self) -> usize {
+        self.ring.maxsize()
+    }
+
+    /// The ring's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// The largest message this handle puts (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    pub fn set_max_message_size(&mut self, bytes: usize) {
+        self.max_message = bytes;
+    }
+
+    /// Closes the queue for everyone: waiting and later `put`s fail with
+    /// [`PutError::Closed`]; `get`s drain what is there, then fail with
+    /// [`GetError::Closed`].
+    pub fn close(&self) {
+        self.ring.close()
+    }
+
+    /// `true` once [`close`](Self::close) was called (by any process).
+    pub fn is_closed(&self) -> bool {
+        self.ring.is_closed()
+    }
+
+    fn put_raw(&self, bytes: &[u8], wait: Wait) -> Result<(), PutError> {
+        if bytes.len() > self.max_message {
+            return Err(CodecError::TooLarge {
+                size: bytes.len() as u64,
+                limit: self.max_message as u64,
+            }
+            .into());
+        }
+        self.ring
+            .put(bytes, wait.deadline())
+            .map_err(|s| put_stop(s, matches!(wait, Wait::No)))
+    }
+
+    fn get_raw(&self, wait: Wait) -> Result<Vec<u8>, GetError> {
+        self.ring
+            .get(wait.deadline())
+            .map_err(|s| get_stop(s, matches!(wait, Wait::No)))
+    }
+
+    /// Puts raw bytes as one message, without serde; take it with
+    /// [`get_bytes`](Self::get_bytes). Blocks while the queue is full.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), PutError> {
+        self.put_raw(bytes, Wait::Forever)
+    }
+
+    /// [`put_bytes`](Self::put_bytes) without waiting ([`PutError::Full`]).
+    pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), PutError> {
+        self.put_raw(bytes, Wait::No)
+    }
+
+    /// [`put_bytes`](Self::put_bytes), waiting at most `timeout`.
+    pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<(), PutError> {
+        self.put_raw(bytes, Wait::Until(deadline_after(timeout)))
+    }
+
+    /// Takes one message as raw bytes. Blocks while the queue is empty.
+    pub fn get_bytes(&self) -> Result<Vec<u8>, GetError> {
+        self.get_raw(Wait::Forever)
+    }
+
+    /// [`get_bytes`](Self::get_bytes) without waiting ([`GetError::Empty`]).
+    pub fn try_get_bytes(&self) -> Result<Vec<u8>, GetError> {
+        self.get_raw(Wait::No)
+    }
+
+    /// [`get_bytes`](Self::get_bytes), waiting at most `timeout`.
+    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        self.get_raw(Wait::Until(deadline_after(timeout)))
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    fn put_value(&self, value: &T, wait: Wait) -> Result<(), PutError> {
+        let frame = codec::encode(value, self.max_message)?;
+        if !frame.fds.is_empty() {
+            return Err(CodecError::Encode(
+                "handles (connections, queues, ...) cannot travel through a shared-memory queue; send them over a Connection".into(),
+            )
+            .into());
+        }
+        self.put_raw(&frame.bytes[HEADER_LEN..], wait)
+    }
+
+    /// Puts a value, blocking while the queue is full.
+    pub fn put(&self, value: &T) -> Result<(), PutError> {
+        self.put_value(value, Wait::Forever)
+    }
+
+    /// Puts a value if there is room now ([`PutError::Full`] otherwise).
+    pub fn try_put(&self, value: &T) -> Result<(), PutError> {
+        self.put_value(value, Wait::No)
+    }
+
+    /// Puts a value, waiting at most `timeout` for room
+    /// ([`PutError::Timeout`]).
+    pub fn put_timeout(&self, value: &T, timeout: Duration) -> Result<(), PutError> {
+        self.put_value(value, Wait::Until(deadline_after(timeout)))
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    fn get_value(&self, wait: Wait) -> Result<T, GetError> {
+        let bytes = self.get_raw(wait)?;
+        Ok(codec::decode(&bytes, Vec::new())?)
+    }
+
+    /// Takes the oldest value, blocking while the queue is empty.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.get_value(Wait::Forever)
+    }
+
+    /// Takes the oldest value if there is one ([`GetError::Empty`]).
+    pub fn try_get(&self) -> Result<T, GetError> {
+        self.get_value(Wait::No)
+    }
+
+    /// Takes the oldest value, waiting at most `timeout`
+    /// ([`GetError::Timeout`]); Python's `get(True, timeout)`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_value(Wait::Until(deadline_after(timeout)))
+    }
+}
+
+impl<T> Clone for Queue<T> {
+    /// Another handle to the same queue.
+    fn clone(&self) -> Self {
+        let region = self
+            .ring
+            .region()
+            .try_clone()
+            .expect("mapping a segment again");
+        let mut q = Queue::from_ring(Ring::from_region(region).expect("a valid ring"));
+        q.max_message = self.max_message;
+        q
+    }
+}
+
+impl<T> AsFd for Queue<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.region().as_fd()
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        codec::handles::serialize_fd(self.ring.region().as_fd(), s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let fd: OwnedFd = codec::handles::deserialize_fd(d)?;
+        let region = Region::open(fd).map_err(serde::de::Error::custom)?;
+        let ring = Ring::from_region(region).map_err(serde::de::Error::custom)?;
+        Ok(Queue::from_ring(ring))
+    }
+}
+
+/// A [`Queue`] that counts unfinished tasks across processes: every `put`
+/// adds one, [`task_done`](Self::task_done) removes one, [`join`](Self::join)
+/// waits for none; Python's `multiprocessing.JoinableQueue`. Derefs to its
+/// `Queue` for `put`, `get` and the rest.
+///
+/// ```
+/// use multiproc::ipc::JoinableQueue;
+/// let q: JoinableQueue<u32> = JoinableQueue::new(0)?;
+/// q.put(&7)?;
+/// assert_eq!(q.get()?, 7);
+/// assert_eq!(q.unfinished_tasks(), 1);
+/// q.task_done()?;
+/// q.join();
+/// assert!(q.task_done().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A consumer killed between its `get` and its `task_done` leaves that task
+/// unfinished for good; [`join_timeout`](Self::join_timeout) bounds the wait.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct JoinableQueue<T>(Queue<T>);
+
+impl<T> JoinableQueue<T> {
+    /// See [`Queue::new`].
+    pub fn new(maxsize: usize) -> io::Result<JoinableQueue<T>> {
+        Ok(JoinableQueue(Queue::new(maxsize)?))
+    }
+
+    /// See [`Queue::with_capacity`].
+    pub fn with_capacity(maxsize: usize, bytes: usize) -> io::Result<JoinableQueue<T>> {
+        Ok(JoinableQueue(Queue::with_capacity(maxsize, bytes)?))
+    }
+
+    /// Marks one task done ([`TaskDoneError`], and no change, when none is
+    /// unfinished).
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        if self.0.ring.task_done() {
+            Ok(())
+        } else {
+            Err(TaskDoneError)
+        }
+    }
+
+    /// Messages put and not yet marked done.
+    pub fn unfinished_tasks(&self) -> usize {
+        self.0.ring.unfinished() as usize
+    }
+
+    /// Waits until every message put has been marked done.
+    pub fn join(&self) {
+        let _ = self.0.ring.join(None);
+    }
+
+    /// Like [`join`](Self::join), at most `timeout`: `false` if tasks were
+    /// still unfinished then.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.0.ring.join(Some(deadline_after(timeout))).is_ok()
+    }
+}
+
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.0
+    }
+}
+
+/// An unbounded (by count) queue with the short API of Python's
+/// `multiprocessing.SimpleQueue`: `put`, `get`, `is_empty`, `close` — and
+/// the rest of [`Queue`] through `Deref`.
+///
+/// ```
+/// let q = multiproc::ipc::SimpleQueue::<String>::new()?;
+/// q.put(&"one".into())?;
+/// assert_eq!(q.get()?, "one");
+/// assert!(q.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct SimpleQueue<T>(Queue<T>);
+
+impl<T> SimpleQueue<T> {
+    /// A queue bounded only by its ring's [`DEFAULT_CAPACITY`] bytes.
+    pub fn new() -> io::Result<SimpleQueue<T>> {
+        Ok(SimpleQueue(Queue::new(0)?))
+    }
+}
+
+impl<T> Deref for SimpleQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.0
+    }
+}

@@ -1,0 +1,576 @@
+//! The shared ring under every inter-process queue.
+//!
+//! # Layout
+//!
+//! A byte ring (a power of two, 8-byte records) with one writer and one
+//! reader at a time: producers take turns with `put_lock`, consumers with
+//! `get_lock` (both robust, see [`crate::sync`]), so that a message is
+//! written and read whole — also a message larger than the ring, which
+//! streams through it in pieces while its producer holds `put_lock` and its
+//! consumer holds `get_lock`.
+//!
+//! Each side publishes its progress in one 64-bit word: `tail` = (messages
+//! put, byte position), `head` = (messages taken, byte position). One atomic
+//! store commits a record *and* its count, so a process killed at any
+//! instant leaves the words consistent: a record is either committed whole
+//! or invisible. `len` is the difference of the counts — exact.
+//!
+//! # Records
+//!
+//! An 8-byte header (`len: u32`, `kind: u32`) and the payload padded to 8
+//! bytes. Kinds: `WHOLE`; `FIRST`, `MORE`, `LAST` for a streamed message;
+//! `ABORT` for a streamed message whose producer died, timed out or gave up
+//! (its consumer drops the pieces). A streaming producer always leaves room
+//! for an `ABORT`.
+//!
+//! # Crashes
+//!
+//! - A producer dies before committing: its bytes are past `tail`, unseen.
+//! - A producer dies mid-stream: whoever takes `put_lock` next — another
+//!   producer, or the consumer waiting for the rest — finds the `streaming`
+//!   flag and writes `ABORT`.
+//! - A consumer dies before committing `head`: the record is still there for
+//!   the next consumer. After committing `head` of a `WHOLE` or `LAST`
+//!   record, the message was taken (by the dead consumer). Mid-stream, the
+//!   next consumer finds the `partial` flag and drops the rest of that
+//!   message.
+//!
+//! # Waking
+//!
+//! A side that must wait (no data; no room) announces itself in a `waiting`
+//! word, issues a `SeqCst` fence, re-checks, and sleeps on a futex `seq`
+//! word; the other side commits, fences, and bumps `seq` and wakes only if
+//! the `waiting` word is set — the protocol of `queue::waitlist`, model
+//! checked there with loom.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::Instant;
+
+use crate::os::shm;
+use crate::sync::raw::{Acquired, DEATH_CHECK, RawLock};
+use crate::sync::region::{Region, SharedSafe};
+
+const WHOLE: u32 = 1;
+const FIRST: u32 = 2;
+const MORE: u32 = 3;
+const LAST: u32 = 4;
+const ABORT: u32 = 5;
+const REC: u64 = 8;
+
+/// Spins (checking for data or room) before sleeping.
+const SPINS: u32 = 200;
+
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+struct Padded<T>(T);
+
+/// One side's wake-up words.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Signal {
+    seq: AtomicU32,
+    waiting: AtomicU32,
+}
+
+impl Signal {
+    /// Waits until `ready()` or `deadline`, also returning every
+    /// [`DEATH_CHECK`] so that the caller can look for dead peers. `true`
+    /// when ready.
+    fn wait(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+        for _ in 0..SPINS {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        let seq = self.seq.load(Ordering::SeqCst);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let ok = ready();
+        if !ok {
+            let nap = Instant::now() + DEATH_CHECK;
+            shm::wait(&self.seq, seq, Some(deadline.map_or(nap, |d| d.min(nap))));
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        ok || ready()
+    }
+
+    /// After a commit: wakes the other side if it sleeps.
+    fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) != 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            shm::wake(&self.seq, u32::MAX >> 1);
+        }
+    }
+}
+
+/// The shared header of a queue.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    capacity: AtomicU64,
+    maxsize: AtomicU64,
+    closed: AtomicU32,
+    put_lock: Padded<RawLock>,
+    /// 1 while a producer streams a message.
+    streaming: AtomicU32,
+    get_lock: Padded<RawLock>,
+    /// 1 while a consumer assembles a streamed message; 2 when the pieces of
+    /// a dead consumer's message are to be dropped.
+    partial: AtomicU32,
+    tail: Padded<AtomicU64>,
+    head: Padded<AtomicU64>,
+    /// `task_done` calls (JoinableQueue), wrapping like the counts.
+    done: Padded<AtomicU64>,
+    data: Signal,
+    space: Signal,
+    joined: Signal,
+}
+
+// SAFETY: atomics only (and padding); all zero is an empty, open ring whose
+// capacity `create` sets before anyone else maps it.
+unsafe impl SharedSafe for State {}
+
+fn count(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+fn pos(word: u64) -> u32 {
+    word as u32
+}
+
+fn pack(count: u32, pos: u32) -> u64 {
+    (u64::from(count) << 32) | u64::from(pos)
+}
+
+fn padded(len: u64) -> u64 {
+    len.div_ceil(REC) * REC
+}
+
+/// Why a ring operation did not complete.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Would have to wait (try_ variants), or the deadline passed.
+    Timeout,
+    /// The queue was closed.
+    Closed,
+    /// The ring's bytes make no sense (a peer wrote garbage into it).
+    Corrupt(String),
+}
+
+/// The largest ring: positions are 32-bit and wrap, so the ring must be at
+/// most half of that.
+pub(crate) const MAX_CAPACITY: usize = 1 << 30;
+
+/// A mapped queue ring.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    region: Region<State>,
+    data: *mut u8,
+    cap: u32,
+}
+
+// SAFETY: the raw pointer is into the region the ring owns; access to the
+// bytes is serialized by the put/get locks and ordered by head/tail.
+unsafe impl Send for Ring {}
+// SAFETY: as above.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// A new ring of `capacity` bytes (rounded up to a power of two, at least
+    /// 64) holding at most `maxsize` messages (0: no count bound).
+    pub(crate) fn create(capacity: usize, maxsize: usize) -> io::Result<Ring> {
+        if capacity > MAX_CAPACITY {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a queue ring holds at most {MAX_CAPACITY} bytes"),
+            ));
+        }
+        let cap = capacity.max(64).next_power_of_two();
+        let maxsize = maxsize.min(i32::MAX as usize);
+        let region = Region::<State>::create(cap, |s| {
+            s.capacity.store(cap as u64, Ordering::Relaxed);
+            s.maxsize.store(maxsize as u64, Ordering::Relaxed);
+        })?;
+        Ring::from_region(region)
+    }
+
+    pub(crate) fn from_region(region: Region<State>) -> io::Result<Ring> {
+        let cap = region.header().capacity.load(Ordering::Relaxed);
+        let (data, len) = region.tail();
+        if !cap.is_power_of_two() || cap > MAX_CAPACITY as u64 || cap as usize > len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared-memory handle refused: not a queue ring",
+            ));
+        }
+        Ok(Ring {
+            region,
+            data,
+            cap: cap as u32,
+        })
+    }
+
+    pub(crate) fn region(&self) -> &Region<State> {
+        &self.region
+    }
+
+    fn s(&self) -> &State {
+        self.region.header()
+    }
+
+    /// Messages in the queue (fully put, not yet taken).
+    pub(crate) fn len(&self) -> usize {
+        let s = self.s();
+        // Read head first: a message cannot be taken before it was put, so
+        // a later tail gives a difference that is never negative.
+        let head = s.head.0.load(Ordering::Acquire);
+        let tail = s.tail.0.load(Ordering::Acquire);
+        count(tail).wrapping_sub(count(head)) as usize
+    }
+
+    pub(crate) fn maxsize(&self) -> usize {
+        self.s().maxsize.load(Ordering::Relaxed) as usize
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    pub(crate) fn close(&self) {
+        let s = self.s();
+        s.closed.store(1, Ordering::SeqCst);
+        for sig in [&s.data, &s.space, &s.joined] {
+            sig.seq.fetch_add(1, Ordering::SeqCst);
+            shm::wake(&sig.seq, u32::MAX >> 1);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.s().closed.load(Ordering::Acquire) != 0
+    }
+
+    // ----- bytes -----
+
+    /// Copies `src` into the ring at position `at` (wrapping).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `put_lock` and `[at, at + src.len())` is free:
+    /// within `capacity` of the consumer's committed head.
+    unsafe fn write_at(&self, at: u32, src: &[u8]) {
+        let off = (at & (self.cap - 1)) as usize;
+        let first = src.len().min(self.cap as usize - off);
+        // SAFETY: both ranges lie within the ring (`off + first <= cap`,
+        // `src.len() - first <= cap`); the caller guarantees no reader uses
+        // them; `src` is not in the ring.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(off), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
+        }
+    }
+
+    /// Copies `dst.len()` bytes out of the ring from position `at`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `get_lock` and `[at, at + dst.len())` was committed
+    /// by a producer (below the tail it loaded with `Acquire`).
+    unsafe fn read_at(&self, at: u32, dst: &mut [u8]) {
+        let off = (at & (self.cap - 1)) as usize;
+        let first = dst.len().min(self.cap as usize - off);
+        // SAFETY: as in `write_at`, with the roles swapped.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.add(off), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                self.data,
+                dst.as_mut_ptr().add(first),
+                dst.len() - first,
+            );
+        }
+    }
+
+    // ----- producing -----
+
+    /// Takes `put_lock`, repairing after a producer that died mid-stream.
+    fn lock_put(&self, deadline: Option<Instant>) -> Result<(), Stop> {
+        let s = self.s();
+        match s.put_lock.0.lock(deadline) {
+            None => Err(Stop::Timeout),
+            Some(Acquired::Clean) => Ok(()),
+            Some(Acquired::OwnerDied) => {
+                self.abort_stream();
+                Ok(())
+            }
+        }
+    }
+
+    /// With `put_lock` held: ends a stream its producer left unfinished.
+    fn abort_stream(&self) {
+        let s = self.s();
+        if s.streaming.load(Ordering::Relaxed) != 0 {
+            // A streaming producer always leaves room for this record.
+            self.commit_record(ABORT, &[], false);
+            s.streaming.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// With `put_lock` held: writes a record (room checked) and commits it.
+    fn commit_record(&self, kind: u32, payload: &[u8], counts: bool) {
+        let s = self.s();
+        let tail = s.tail.0.load(Ordering::Relaxed);
+        let at = pos(tail);
+        let mut header = [0u8; REC as usize];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..].copy_from_slice(&kind.to_le_bytes());
+        // SAFETY: `put_lock` is held; the caller checked that the record
+        // fits between the tail and the consumer's head.
+        unsafe {
+            self.write_at(at, &header);
+            self.write_at(at.wrapping_add(REC as u32), payload);
+        }
+        let size = (REC + padded(payload.len() as u64)) as u32;
+        let n = count(tail).wrapping_add(u32::from(counts));
+        s.tail
+            .0
+            .store(pack(n, at.wrapping_add(size)), Ordering::Release);
+        s.data.notify();
+    }
+
+    /// Free bytes, from the producer's side.
+    fn free(&self) -> u64 {
+        let s = self.s();
+        let head = pos(s.head.0.load(Ordering::Acquire));
+        let tail = pos(s.tail.0.load(Ordering::Relaxed));
+        u64::from(self.cap) - u64::from(tail.wrapping_sub(head))
+    }
+
+    /// Waits (with `put_lock` held) until `ok()`.
+    fn wait_room(
+        &self,
+        deadline: Option<Instant>,
+        mut ok: impl FnMut() -> bool,
+    ) -> Result<(), Stop> {
+        loop {
+            if self.is_closed() {
+                return Err(Stop::Closed);
+            }
+            if self.s().space.wait(deadline, &mut ok) {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::Timeout);
+            }
+        }
+    }
+
+    /// Puts one message. `deadline`: `Some(now)` for try_put.
+    pub(crate) fn put(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), Stop> {
+        if self.is_closed() {
+            return Err(Stop::Closed);
+        }
+        self.lock_put(deadline)?;
+        let r = self.put_locked(msg, deadline);
+        self.s().put_lock.0.unlock();
+        r
+    }
+
+    fn put_locked(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), Stop> {
+        let s = self.s();
+        let maxsize = self.maxsize();
+        let size = REC + padded(msg.len() as u64);
+        let cap = u64::from(self.cap);
+        self.wait_room(deadline, || maxsize == 0 || self.len() < maxsize)?;
+        if size <= cap {
+            self.wait_room(deadline, || self.free() >= size)?;
+            self.commit_record(WHOLE, msg, true);
+            return Ok(());
+        }
+        // Stream it: pieces of at most a quarter of the ring, each leaving
+        // room for an ABORT record.
+        let piece = (cap / 4 - REC) as usize;
+        s.streaming.store(1, Ordering::Relaxed);
+        let mut chunks = msg.chunks(piece).peekable();
+        let mut first = true;
+        while let Some(chunk) = chunks.next() {
+            let need = 2 * REC + padded(chunk.len() as u64);
+            // Once the first piece is out, the message must be finished or
+            // aborted: a deadline still applies, and ends it with ABORT.
+            if let Err(e) = self.wait_room(deadline, || self.free() >= need) {
+                if !first {
+                    self.abort_stream();
+                }
+                s.streaming.store(0, Ordering::Relaxed);
+                return Err(e);
+            }
+            let kind = match (first, chunks.peek().is_none()) {
+                (true, _) => FIRST,
+                (false, true) => LAST,
+                (false, false) => MORE,
+            };
+            self.commit_record(kind, chunk, kind == LAST);
+            first = false;
+        }
+        s.streaming.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    // ----- consuming -----
+
+    /// Takes one message. `deadline`: `Some(now)` for try_get.
+    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Stop> {
+        let s = self.s();
+        match s.get_lock.0.lock(deadline) {
+            None => return Err(Stop::Timeout),
+            Some(Acquired::Clean) => {}
+            Some(Acquired::OwnerDied) => {
+                if s.partial.load(Ordering::Relaxed) == 1 {
+                    s.partial.store(2, Ordering::Relaxed);
+                }
+            }
+        }
+        let r = self.get_locked(deadline);
+        s.get_lock.0.unlock();
+        r
+    }
+
+    fn get_locked(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Stop> {
+        let s = self.s();
+        let mut assembled: Vec<u8> = Vec::new();
+        loop {
+            let head = s.head.0.load(Ordering::Relaxed);
+            let tail = s.tail.0.load(Ordering::Acquire);
+            if pos(tail) == pos(head) {
+                let streaming = s.partial.load(Ordering::Relaxed) != 0;
+                if !streaming && self.is_closed() {
+                    return Err(Stop::Closed);
+                }
+                let ready = s.data.wait(if streaming { None } else { deadline }, || {
+                    pos(s.tail.0.load(Ordering::Acquire)) != pos(head)
+                        || (!streaming && self.is_closed())
+                });
+                if !ready {
+                    if streaming {
+                        self.rescue_stream();
+                    } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Stop::Timeout);
+                    }
+                }
+                continue;
+            }
+            let avail = u64::from(pos(tail).wrapping_sub(pos(head)));
+            let mut rec = [0u8; REC as usize];
+            // SAFETY: `get_lock` is held and `avail >= REC` bytes from head
+            // were committed (records are whole multiples of REC).
+            unsafe { self.read_at(pos(head), &mut rec) };
+            let len = u64::from(u32::from_le_bytes(rec[..4].try_into().expect("4")));
+            let kind = u32::from_le_bytes(rec[4..].try_into().expect("4"));
+            let size = REC + padded(len);
+            if size > avail || !(WHOLE..=ABORT).contains(&kind) {
+                return Err(Stop::Corrupt(format!(
+                    "record of kind {kind} and {len} bytes with {avail} bytes committed"
+                )));
+            }
+            let mut partial = s.partial.load(Ordering::Relaxed);
+            if matches!(kind, WHOLE | FIRST) && partial != 0 {
+                // The message before ended already (its consumer died between
+                // committing the head and clearing the flag).
+                assembled.clear();
+                partial = 0;
+            }
+            let (keep, next_partial) = match (kind, partial) {
+                (WHOLE, _) => (true, 0),
+                (FIRST, _) => (true, 1),
+                (MORE, 1) => (true, 1),
+                (LAST, 1) => (true, 0),
+                // Pieces of a message whose consumer died: dropped.
+                (MORE, p) => (false, p),
+                (LAST, _) => (false, 0),
+                // A stream its producer gave up (or a stray marker).
+                _ => {
+                    assembled.clear();
+                    (false, 0)
+                }
+            };
+            if keep {
+                let start = assembled.len();
+                assembled.resize(start + len as usize, 0);
+                // SAFETY: as above; the payload follows the header and lies
+                // within the committed bytes (`size <= avail`).
+                unsafe {
+                    self.read_at(pos(head).wrapping_add(REC as u32), &mut assembled[start..])
+                };
+            }
+            let ends = matches!(kind, WHOLE | LAST);
+            let n = count(head).wrapping_add(u32::from(ends));
+            // Commit first, then the flag: a consumer killed in between
+            // leaves a flag that the checks above tolerate.
+            s.head.0.store(
+                pack(n, pos(head).wrapping_add(size as u32)),
+                Ordering::Release,
+            );
+            s.partial.store(next_partial, Ordering::Relaxed);
+            s.space.notify();
+            if ends && keep {
+                return Ok(assembled);
+            }
+        }
+    }
+
+    /// The consumer waits for the rest of a streamed message and none came
+    /// for a while: if its producer died holding `put_lock`, end the stream.
+    fn rescue_stream(&self) {
+        let s = self.s();
+        if let Some(how) = s.put_lock.0.try_lock() {
+            if how == Acquired::OwnerDied {
+                self.abort_stream();
+            }
+            s.put_lock.0.unlock();
+        }
+    }
+
+    // ----- task accounting (JoinableQueue) -----
+
+    /// Messages put and not yet marked done.
+    pub(crate) fn unfinished(&self) -> u32 {
+        let s = self.s();
+        let done = s.done.0.load(Ordering::Acquire) as u32;
+        count(s.tail.0.load(Ordering::Acquire)).wrapping_sub(done)
+    }
+
+    /// One `task_done`; `false` (and no change) if nothing is unfinished.
+    pub(crate) fn task_done(&self) -> bool {
+        let s = self.s();
+        let mut done = s.done.0.load(Ordering::Acquire);
+        loop {
+            let put = count(s.tail.0.load(Ordering::Acquire));
+            if put == done as u32 {
+                return false;
+            }
+            match s.done.0.compare_exchange_weak(
+                done,
+                done.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(d) => done = d,
+            }
+        }
+        s.joined.notify();
+        true
+    }
+
+    /// Waits until every message put has been marked done.
+    pub(crate) fn join(&self, deadline: Option<Instant>) -> Result<(), Stop> {
+        loop {
+            if self.s().joined.wait(deadline, || self.unfinished() == 0) {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::Timeout);
+            }
+        }
+    }
+}
