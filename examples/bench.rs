@@ -13,7 +13,9 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use multiproc::executor::ThreadPool;
-use multiproc::ipc::{Connection, Pipe};
+use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
+use multiproc::shared::Value;
+use serde_bytes::ByteBuf;
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
 
@@ -220,6 +222,109 @@ fn lock_counter_threads(per: usize) {
     emit("lock_counter_threads", rate, "ops/s", "multiproc", &extra);
 }
 
+/// One producer process puts `n` messages of `size` bytes into a queue
+/// bounded at 1024; this process gets them all. Returns messages per second.
+/// `typed`: `Queue<ByteBuf>` through serde instead of `put_bytes`.
+fn queue_run(n: usize, size: usize, typed: bool) -> f64 {
+    let q: IpcQueue<ByteBuf> = IpcQueue::new(1024).unwrap();
+    let t = Instant::now();
+    let mut producer = Process::builder()
+        .start_method(StartMethod::Fork)
+        .start(
+            |(q, n, size, typed): (IpcQueue<ByteBuf>, usize, usize, bool)| {
+                let payload = ByteBuf::from(vec![b'x'; size]);
+                for _ in 0..n {
+                    if typed {
+                        q.put(&payload).unwrap();
+                    } else {
+                        q.put_bytes(&payload).unwrap();
+                    }
+                }
+            },
+            (q.clone(), n, size, typed),
+        )
+        .unwrap();
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes += if typed {
+            q.get().unwrap().len()
+        } else {
+            q.get_bytes().unwrap().len()
+        };
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    producer.join().unwrap();
+    assert_eq!(bytes, n * size);
+    rate
+}
+
+/// The raw baseline of the queue workloads: a forked child writes `n`
+/// messages of `size` bytes into a bare socketpair, this process reads them.
+fn socket_stream(n: usize, size: usize) -> f64 {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut a = Some(a);
+    let t = Instant::now();
+    let pid = fork_raw(|| {
+        drop(a.take());
+        let mut b = b;
+        let msg = vec![b'x'; size];
+        for _ in 0..n {
+            b.write_all(&msg).unwrap();
+        }
+    });
+    let mut a = a.expect("kept by the parent");
+    let mut buf = vec![0u8; size];
+    for _ in 0..n {
+        a.read_exact(&mut buf).unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    wait_raw(pid);
+    rate
+}
+
+fn queue_small(n: usize) {
+    let extra = |api: &str| [("size", "64".to_string()), ("api", quoted(api))];
+    emit("queue_small", queue_run(n, 64, false), "msg/s", "multiproc", &extra("bytes"));
+    emit("queue_small", queue_run(n, 64, true), "msg/s", "multiproc", &extra("serde"));
+    emit("queue_small", socket_stream(n, 64), "msg/s", "raw", &[("size", "64".into())]);
+}
+
+fn queue_large(n: usize) {
+    const MIB: usize = 1 << 20;
+    let gbs = |rate: f64| rate * MIB as f64 / 1e9;
+    let extra = |api: &str| [("size", MIB.to_string()), ("api", quoted(api))];
+    emit("queue_large", gbs(queue_run(n, MIB, false)), "GB/s", "multiproc", &extra("bytes"));
+    emit("queue_large", gbs(queue_run(n, MIB, true)), "GB/s", "multiproc", &extra("serde"));
+    emit("queue_large", gbs(socket_stream(n, MIB)), "GB/s", "raw", &[("size", MIB.to_string())]);
+}
+
+/// Two processes each decrement a shared integer `per` times under its
+/// process-shared lock.
+fn shared_value_processes(per: usize) {
+    const PROCS: usize = 2;
+    let v = Value::new((PROCS * per) as i64).unwrap();
+    let t = Instant::now();
+    let mut ps: Vec<_> = (0..PROCS)
+        .map(|_| {
+            Process::builder()
+                .start_method(StartMethod::Fork)
+                .start(
+                    |(v, per): (Value<i64>, usize)| {
+                        for _ in 0..per {
+                            *v.get_lock().lock().unwrap() -= 1;
+                        }
+                    },
+                    (v.clone(), per),
+                )
+                .unwrap()
+        })
+        .collect();
+    ps.iter_mut().for_each(|p| p.join().unwrap());
+    let rate = (PROCS * per) as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(v.get(), 0);
+    emit("shared_value_processes", rate, "ops/s", "multiproc", &[("processes", PROCS.to_string())]);
+}
+
 fn main() {
     if std::env::var_os(RAW_CHILD).is_some() {
         return; // the raw re-exec baseline's child: start, then exit
@@ -247,6 +352,15 @@ fn main() {
     }
     if want("lock_counter_threads") {
         lock_counter_threads(250_000 / k);
+    }
+    if want("queue_small") {
+        queue_small(200_000 / k);
+    }
+    if want("queue_large") {
+        queue_large(2_000 / k);
+    }
+    if want("shared_value_processes") {
+        shared_value_processes(100_000 / k);
     }
     if want("spawn_join") {
         spawn_join(200 / k);

@@ -111,4 +111,6 @@ mod panic;
 pub mod process;
 pub mod queue;
 pub mod sync;
+
+pub use ipc::shared;
 pub mod threading;

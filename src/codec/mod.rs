@@ -152,8 +152,20 @@ fn options() -> impl Options {
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T, limit: usize) -> Result<Frame, CodecError> {
     let mut bytes = Vec::with_capacity(HEADER_LEN + 64);
+    let fds = encode_into(value, limit, &mut bytes)?;
+    Ok(Frame { bytes, fds })
+}
+
+/// [`encode`] into `bytes` (emptied first; its capacity is reused): the
+/// frame's bytes there, its descriptors returned.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    limit: usize,
+    bytes: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, CodecError> {
+    bytes.clear();
     bytes.extend_from_slice(&[0u8; HEADER_LEN]);
-    let (result, fds) = handles::collecting(|| options().serialize_into(&mut bytes, value));
+    let (result, fds) = handles::collecting(|| options().serialize_into(&mut *bytes, value));
     result.map_err(|e| CodecError::Encode(e.to_string()))?;
     let len = bytes.len() - HEADER_LEN;
     if len > limit {
@@ -174,7 +186,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, limit: usize) -> Result<Frame, C
         fds: fds.len() as u16,
     };
     bytes[..HEADER_LEN].copy_from_slice(&header.to_bytes());
-    Ok(Frame { bytes, fds })
+    Ok(fds)
 }
 
 /// Decodes a payload (without its header), with the descriptors that came

@@ -15,6 +15,7 @@
 //! - [`Queue`], [`JoinableQueue`], [`SimpleQueue`]: queues between
 //!   processes in shared memory, with exact `len`, surviving processes
 //!   killed inside `put` or `get`; Python's `multiprocessing.Queue` & co.
+//! - [`shared`]: `Value`, `Array`, `Atomic` and named `SharedMemory`.
 //! - [`wait`]: one call that waits on many connections, listeners and
 //!   processes; Python's `multiprocessing.connection.wait`.
 
@@ -25,6 +26,7 @@ mod listener;
 mod pipe;
 mod queue;
 mod ready;
+pub mod shared;
 
 pub use address::{Address, ToAddress};
 pub use auth::{AuthError, AuthKey};

@@ -155,19 +155,33 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
 /// with the same pid starts at another time.
 pub(crate) type ProcessId = u64;
 
-/// This process's [`ProcessId`] (never 0), computed once per process (a
-/// forked child computes its own).
+/// This process's [`ProcessId`] cached; 0 until computed, and again in a
+/// forked child (reset by a `pthread_atfork` handler).
+static PROCESS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn forget_process_id() {
+    PROCESS_ID.store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// This process's [`ProcessId`] (never 0), computed once per process — no
+/// syscall on the lock fast path.
 pub(crate) fn process_id() -> ProcessId {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static CACHE: AtomicU64 = AtomicU64::new(0);
-    let pid = std::process::id();
-    let cached = CACHE.load(Ordering::Relaxed);
-    if cached != 0 && (cached >> 32) as u32 == pid {
+    use std::sync::atomic::Ordering;
+    let cached = PROCESS_ID.load(Ordering::Relaxed);
+    if cached != 0 {
         return cached;
     }
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: `forget_process_id` is async-signal-safe (one atomic
+        // store) and lives for the whole program, as atfork handlers must.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_process_id)) };
+        assert_eq!(rc, 0, "pthread_atfork failed");
+    });
+    let pid = std::process::id();
     let start = start_time(pid).expect("/proc/self/stat is readable");
     let id = pack(pid, start);
-    CACHE.store(id, Ordering::Relaxed);
+    PROCESS_ID.store(id, Ordering::Relaxed);
     id
 }
 

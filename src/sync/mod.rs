@@ -14,7 +14,7 @@
 //! For threads alone, prefer `std::sync::Mutex` (or `parking_lot`): they
 //! need no segment and no `Pod` bound.
 
-mod mutex;
+pub(crate) mod mutex;
 pub(crate) mod raw;
 pub(crate) mod region;
 

@@ -6,7 +6,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
@@ -103,11 +103,13 @@ impl<G> From<Poisoned<G>> for TryLockError<G> {
 #[derive(Debug, Default)]
 pub(crate) struct LockState {
     raw: RawLock,
-    /// 0, or a `PoisonCause` + 1.
+    /// 0, or a `PoisonCause` code.
     poison: AtomicU32,
+    /// Elements of data after the header.
+    len: AtomicU64,
 }
 
-// SAFETY: atomics only; all zero is "free, not poisoned".
+// SAFETY: atomics only; all zero is "free, not poisoned, no data".
 unsafe impl SharedSafe for LockState {}
 
 fn cause_code(c: PoisonCause) -> u32 {
@@ -118,31 +120,13 @@ fn cause_code(c: PoisonCause) -> u32 {
 }
 
 impl LockState {
-    /// Takes the lock; `Ok(poisoned cause)` or `Err(())` on timeout.
-    fn acquire(&self, deadline: Option<Instant>) -> Result<Option<PoisonCause>, ()> {
-        let got = self.raw.lock(deadline).ok_or(())?;
+    fn note(&self, got: Acquired) -> Option<PoisonCause> {
         if got == Acquired::OwnerDied {
-            let _ = self.poison.compare_exchange(
-                0,
-                cause_code(PoisonCause::OwnerDied),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
-        Ok(self.poisoned())
-    }
-
-    fn try_acquire(&self) -> Option<Option<PoisonCause>> {
-        let got = self.raw.try_lock()?;
-        if got == Acquired::OwnerDied {
+            let code = cause_code(PoisonCause::OwnerDied);
             let _ = self
                 .poison
-                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed);
+                .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
         }
-        Some(self.poisoned())
-    }
-
-    fn poisoned(&self) -> Option<PoisonCause> {
         match self.poison.load(Ordering::Relaxed) {
             0 => None,
             1 => Some(PoisonCause::OwnerDied),
@@ -152,14 +136,158 @@ impl LockState {
 
     fn release(&self) {
         if std::thread::panicking() {
-            let _ = self.poison.compare_exchange(
-                0,
-                cause_code(PoisonCause::Panicked),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            let code = cause_code(PoisonCause::Panicked);
+            let _ = self
+                .poison
+                .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
         }
         self.raw.unlock();
+    }
+}
+
+/// `len` values of `T` after a [`LockState`], in shared memory: the core of
+/// [`Mutex`] and of [`Array`](crate::shared::Array).
+pub(crate) struct Cells<T: Pod> {
+    region: Region<LockState>,
+    len: usize,
+    _data: PhantomData<T>,
+}
+
+/// How long a lock call may wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    Forever,
+    No,
+    Until(Instant),
+}
+
+impl<T: Pod> Cells<T> {
+    pub(crate) fn new(values: &[T]) -> io::Result<Cells<T>> {
+        const { assert!(align_of::<T>() <= 128) };
+        let bytes = size_of_val(values);
+        let region = Region::<LockState>::create(bytes.max(1), |h| {
+            h.len.store(values.len() as u64, Ordering::Relaxed)
+        })?;
+        let cells = Cells {
+            region,
+            len: values.len(),
+            _data: PhantomData,
+        };
+        // SAFETY: nobody else can see the fresh region yet; it has room for
+        // `values.len()` aligned `T`s after the header.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), cells.ptr(), values.len()) };
+        Ok(cells)
+    }
+
+    fn open(fd: OwnedFd) -> io::Result<Cells<T>> {
+        let region = Region::<LockState>::open(fd)?;
+        let len = region.header().len.load(Ordering::Relaxed);
+        let fits = usize::try_from(len)
+            .ok()
+            .and_then(|n| n.checked_mul(size_of::<T>()))
+            .is_some_and(|b| b <= region.tail().1);
+        if !fits {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared-memory handle refused: too small for the type",
+            ));
+        }
+        Ok(Cells {
+            region,
+            len: len as usize,
+            _data: PhantomData,
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn ptr(&self) -> *mut T {
+        self.region.tail().0.cast::<T>()
+    }
+
+    fn state(&self) -> &LockState {
+        self.region.header()
+    }
+
+    /// Takes the lock: `Ok(poison)`, or `Err(())` when `wait` ran out.
+    pub(crate) fn acquire(&self, wait: Wait) -> Result<Option<PoisonCause>, ()> {
+        let got = match wait {
+            Wait::Forever => self.state().raw.lock(None),
+            Wait::No => self.state().raw.try_lock(),
+            Wait::Until(d) => self.state().raw.lock(Some(d)),
+        };
+        got.map(|g| self.state().note(g)).ok_or(())
+    }
+
+    pub(crate) fn release(&self) {
+        self.state().release()
+    }
+
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state().raw.is_locked()
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.state().poison.load(Ordering::Relaxed) != 0
+    }
+
+    pub(crate) fn clear_poison(&self) {
+        self.state().poison.store(0, Ordering::Relaxed);
+    }
+}
+
+impl<T: Pod> Clone for Cells<T> {
+    fn clone(&self) -> Self {
+        Cells {
+            region: self.region.try_clone().expect("mapping a segment again"),
+            len: self.len,
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> AsFd for Cells<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.region.as_fd()
+    }
+}
+
+impl<T: Pod> Serialize for Cells<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::codec::handles::serialize_fd(self.region.as_fd(), s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Cells<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let fd: OwnedFd = crate::codec::handles::deserialize_fd(d)?;
+        Cells::open(fd).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Turns the outcome of [`Cells::acquire`] into a guard or an error.
+pub(crate) fn guarded<G>(
+    got: Result<Option<PoisonCause>, ()>,
+    guard: impl FnOnce() -> G,
+) -> Result<G, TryLockError<G>> {
+    match got {
+        Err(()) => Err(TryLockError::WouldBlock),
+        Ok(None) => Ok(guard()),
+        Ok(Some(cause)) => Err(TryLockError::Poisoned(Poisoned {
+            guard: guard(),
+            cause,
+        })),
+    }
+}
+
+/// `lock()` cannot time out: only the poisoned case remains.
+pub(crate) fn untimed<G>(r: Result<G, TryLockError<G>>) -> Result<G, Poisoned<G>> {
+    match r {
+        Ok(g) => Ok(g),
+        Err(TryLockError::Poisoned(p)) => Err(p),
+        Err(TryLockError::WouldBlock) => unreachable!("a lock without deadline does not give up"),
     }
 }
 
@@ -190,8 +318,8 @@ impl LockState {
 ///
 /// If the holder dies (killed, aborted) the next locker gets the lock within
 /// milliseconds, inside a [`Poisoned`] error with cause
-/// [`PoisonCause::OwnerDied`] — see [`raw`](super) for how. A panic while
-/// holding the guard poisons it too, as in std. Poison stays until
+/// [`PoisonCause::OwnerDied`] — see the [module docs](super) for how. A panic
+/// while holding the guard poisons it too, as in std. Poison stays until
 /// [`clear_poison`](Self::clear_poison).
 ///
 /// # Differences from the standard library
@@ -199,15 +327,17 @@ impl LockState {
 /// - `new` can fail (it creates a shared-memory segment) and returns
 ///   `io::Result`.
 /// - `clone` gives another handle to the same mutex, not a copy of the data.
+/// - `lock_timeout` exists (Python's `acquire(timeout=...)`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
 pub struct Mutex<T: Pod> {
-    region: Region<LockState>,
-    _data: PhantomData<T>,
+    cells: Cells<T>,
 }
 
 impl<T: Pod> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mutex")
-            .field("locked", &self.region.header().raw.is_locked())
+            .field("locked", &self.cells.is_locked())
             .finish_non_exhaustive()
     }
 }
@@ -220,47 +350,24 @@ pub struct MutexGuard<'a, T: Pod> {
 impl<T: Pod> Mutex<T> {
     /// A new mutex holding `value`, in a fresh shared-memory segment.
     pub fn new(value: T) -> io::Result<Mutex<T>> {
-        let region = Region::<LockState>::create(size_of::<T>().max(1), |_| {})?;
-        let m: Mutex<T> = Mutex {
-            region,
-            _data: PhantomData,
-        };
-        // SAFETY: nobody else can see the fresh region yet.
-        unsafe { m.data().write(value) };
-        Ok(m)
+        Ok(Mutex {
+            cells: Cells::new(std::slice::from_ref(&value))?,
+        })
     }
 
-    fn data(&self) -> *mut T {
-        const { assert!(align_of::<T>() <= 64) };
-        self.region.tail().0.cast::<T>()
-    }
-
-    fn guard(
-        &self,
-        cause: Option<PoisonCause>,
-    ) -> Result<MutexGuard<'_, T>, Poisoned<MutexGuard<'_, T>>> {
-        let guard = MutexGuard { mutex: self };
-        match cause {
-            None => Ok(guard),
-            Some(cause) => Err(Poisoned { guard, cause }),
-        }
+    fn take(&self, wait: Wait) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
+        guarded(self.cells.acquire(wait), || MutexGuard { mutex: self })
     }
 
     /// Locks, waiting as long as it takes (a dead holder does not make it
     /// wait forever: see Robustness).
     pub fn lock(&self) -> Result<MutexGuard<'_, T>, Poisoned<MutexGuard<'_, T>>> {
-        let cause = self.region.header().acquire(None).expect("no deadline");
-        self.guard(cause)
+        untimed(self.take(Wait::Forever))
     }
 
     /// Locks if nobody holds it.
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
-        let cause = self
-            .region
-            .header()
-            .try_acquire()
-            .ok_or(TryLockError::WouldBlock)?;
-        Ok(self.guard(cause)?)
+        self.take(Wait::No)
     }
 
     /// Locks, waiting at most `timeout`.
@@ -268,32 +375,17 @@ impl<T: Pod> Mutex<T> {
         &self,
         timeout: Duration,
     ) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
-        let cause = self
-            .region
-            .header()
-            .acquire(Some(deadline_after(timeout)))
-            .map_err(|()| TryLockError::WouldBlock)?;
-        Ok(self.guard(cause)?)
+        self.take(Wait::Until(deadline_after(timeout)))
     }
 
     /// `true` if a holder died or panicked and nobody cleared it since.
     pub fn is_poisoned(&self) -> bool {
-        self.region.header().poisoned().is_some()
+        self.cells.is_poisoned()
     }
 
     /// Declares the data consistent again.
     pub fn clear_poison(&self) {
-        self.region.header().poison.store(0, Ordering::Relaxed);
-    }
-}
-
-impl<T: Pod> Clone for Mutex<T> {
-    /// Another handle to the same shared mutex.
-    fn clone(&self) -> Self {
-        Mutex {
-            region: self.region.try_clone().expect("mapping a segment again"),
-            _data: PhantomData,
-        }
+        self.cells.clear_poison()
     }
 }
 
@@ -301,22 +393,22 @@ impl<T: Pod> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the lock is held, so no other thread or process touches the
-        // data; `T: Pod` makes any bytes there a valid `T`; the region is
-        // aligned for `T` and outlives the guard.
-        unsafe { &*self.mutex.data() }
+        // data; `T: Pod` makes any bytes there a valid `T`; the region holds
+        // one aligned `T` (checked in `Cells::open`) and outlives the guard.
+        unsafe { &*self.mutex.cells.ptr() }
     }
 }
 
 impl<T: Pod> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; the guard is unique, so is the reference.
-        unsafe { &mut *self.mutex.data() }
+        unsafe { &mut *self.mutex.cells.ptr() }
     }
 }
 
 impl<T: Pod> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        self.mutex.region.header().release();
+        self.mutex.cells.release();
     }
 }
 
@@ -328,29 +420,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 
 impl<T: Pod> AsFd for Mutex<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.region.as_fd()
-    }
-}
-
-impl<T: Pod> Serialize for Mutex<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::codec::handles::serialize_fd(self.region.as_fd(), s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for Mutex<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let fd: OwnedFd = crate::codec::handles::deserialize_fd(d)?;
-        let region = Region::open(fd).map_err(serde::de::Error::custom)?;
-        if region.tail().1 < size_of::<T>() {
-            return Err(serde::de::Error::custom(
-                "shared-memory handle refused: too small for the type",
-            ));
-        }
-        Ok(Mutex {
-            region,
-            _data: PhantomData,
-        })
+        self.cells.as_fd()
     }
 }
 

@@ -213,9 +213,11 @@ impl<T> Queue<T> {
     }
 
     fn get_raw(&self, wait: Wait) -> Result<Vec<u8>, GetError> {
+        let mut buf = Vec::new();
         self.ring
-            .get(wait.deadline())
-            .map_err(|s| get_stop(s, matches!(wait, Wait::No)))
+            .get_into(&mut buf, wait.deadline())
+            .map_err(|s| get_stop(s, matches!(wait, Wait::No)))?;
+        Ok(buf)
     }
 
     /// Puts raw bytes as one message, without serde; take it with
@@ -250,16 +252,43 @@ impl<T> Queue<T> {
     }
 }
 
+/// Scratch buffers are kept per thread up to this size; larger ones are
+/// given back after use.
+const SCRATCH_KEEP: usize = 16 << 20;
+
+thread_local! {
+    /// Encoding (puts) and raw bytes (typed gets) reuse one buffer per
+    /// thread: no allocation per message, no page faults on fresh memory.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer (a fresh one if it is in use:
+/// a `put` inside `Serialize` of another `put`).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let r = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 impl<T: Serialize> Queue<T> {
     fn put_value(&self, value: &T, wait: Wait) -> Result<(), PutError> {
-        let frame = codec::encode(value, self.max_message)?;
-        if !frame.fds.is_empty() {
-            return Err(CodecError::Encode(
-                "handles (connections, queues, ...) cannot travel through a shared-memory queue; send them over a Connection".into(),
-            )
-            .into());
-        }
-        self.put_raw(&frame.bytes[HEADER_LEN..], wait)
+        with_scratch(|buf| {
+            let fds = codec::encode_into(value, self.max_message, buf)?;
+            if !fds.is_empty() {
+                return Err(CodecError::Encode(
+                    "handles (connections, queues, ...) cannot travel through a shared-memory queue; send them over a Connection".into(),
+                )
+                .into());
+            }
+            self.put_raw(&buf[HEADER_LEN..], wait)
+        })
     }
 
     /// Puts a value, blocking while the queue is full.
@@ -281,8 +310,12 @@ impl<T: Serialize> Queue<T> {
 
 impl<T: DeserializeOwned> Queue<T> {
     fn get_value(&self, wait: Wait) -> Result<T, GetError> {
-        let bytes = self.get_raw(wait)?;
-        Ok(codec::decode(&bytes, Vec::new())?)
+        with_scratch(|buf| {
+            self.ring
+                .get_into(buf, wait.deadline())
+                .map_err(|s| get_stop(s, matches!(wait, Wait::No)))?;
+            Ok(codec::decode(buf, Vec::new())?)
+        })
     }
 
     /// Takes the oldest value, blocking while the queue is empty.

@@ -58,8 +58,11 @@ const LAST: u32 = 4;
 const ABORT: u32 = 5;
 const REC: u64 = 8;
 
-/// Spins (checking for data or room) before sleeping.
-const SPINS: u32 = 200;
+/// How long a side spins (checking for data or room) before it sleeps. A
+/// sleeper costs the other side a `futex` wake — a syscall — per message;
+/// a peer in the middle of a `put` or `get` is usually done well within
+/// this.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 #[repr(C, align(128))]
 #[derive(Debug, Default)]
@@ -78,11 +81,18 @@ impl Signal {
     /// [`DEATH_CHECK`] so that the caller can look for dead peers. `true`
     /// when ready.
     fn wait(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
-        for _ in 0..SPINS {
-            if ready() {
-                return true;
+        let mut start = None;
+        loop {
+            for _ in 0..64 {
+                if ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
+            let now = Instant::now();
+            if now - *start.get_or_insert(now) >= SPIN || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
         }
         let seq = self.seq.load(Ordering::SeqCst);
         self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -418,8 +428,9 @@ impl Ring {
 
     // ----- consuming -----
 
-    /// Takes one message. `deadline`: `Some(now)` for try_get.
-    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Stop> {
+    /// Takes one message into `out` (emptied first). `deadline`: `Some(now)`
+    /// for try_get.
+    pub(crate) fn get_into(&self, out: &mut Vec<u8>, deadline: Option<Instant>) -> Result<(), Stop> {
         let s = self.s();
         match s.get_lock.0.lock(deadline) {
             None => return Err(Stop::Timeout),
@@ -430,14 +441,14 @@ impl Ring {
                 }
             }
         }
-        let r = self.get_locked(deadline);
+        out.clear();
+        let r = self.get_locked(out, deadline);
         s.get_lock.0.unlock();
         r
     }
 
-    fn get_locked(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Stop> {
+    fn get_locked(&self, assembled: &mut Vec<u8>, deadline: Option<Instant>) -> Result<(), Stop> {
         let s = self.s();
-        let mut assembled: Vec<u8> = Vec::new();
         loop {
             let head = s.head.0.load(Ordering::Relaxed);
             let tail = s.tail.0.load(Ordering::Acquire);
@@ -513,7 +524,7 @@ impl Ring {
             s.partial.store(next_partial, Ordering::Relaxed);
             s.space.notify();
             if ends && keep {
-                return Ok(assembled);
+                return Ok(());
             }
         }
     }
