@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use multiproc::executor::ThreadPool;
 use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
-use multiproc::shared::Value;
-use serde_bytes::ByteBuf;
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
+use multiproc::shared::Value;
+use serde_bytes::ByteBuf;
 
 const RAW_CHILD: &str = "MULTIPROC_BENCH_RAW_CHILD";
 
@@ -284,18 +284,54 @@ fn socket_stream(n: usize, size: usize) -> f64 {
 
 fn queue_small(n: usize) {
     let extra = |api: &str| [("size", "64".to_string()), ("api", quoted(api))];
-    emit("queue_small", queue_run(n, 64, false), "msg/s", "multiproc", &extra("bytes"));
-    emit("queue_small", queue_run(n, 64, true), "msg/s", "multiproc", &extra("serde"));
-    emit("queue_small", socket_stream(n, 64), "msg/s", "raw", &[("size", "64".into())]);
+    emit(
+        "queue_small",
+        queue_run(n, 64, false),
+        "msg/s",
+        "multiproc",
+        &extra("bytes"),
+    );
+    emit(
+        "queue_small",
+        queue_run(n, 64, true),
+        "msg/s",
+        "multiproc",
+        &extra("serde"),
+    );
+    emit(
+        "queue_small",
+        socket_stream(n, 64),
+        "msg/s",
+        "raw",
+        &[("size", "64".into())],
+    );
 }
 
 fn queue_large(n: usize) {
     const MIB: usize = 1 << 20;
     let gbs = |rate: f64| rate * MIB as f64 / 1e9;
     let extra = |api: &str| [("size", MIB.to_string()), ("api", quoted(api))];
-    emit("queue_large", gbs(queue_run(n, MIB, false)), "GB/s", "multiproc", &extra("bytes"));
-    emit("queue_large", gbs(queue_run(n, MIB, true)), "GB/s", "multiproc", &extra("serde"));
-    emit("queue_large", gbs(socket_stream(n, MIB)), "GB/s", "raw", &[("size", MIB.to_string())]);
+    emit(
+        "queue_large",
+        gbs(queue_run(n, MIB, false)),
+        "GB/s",
+        "multiproc",
+        &extra("bytes"),
+    );
+    emit(
+        "queue_large",
+        gbs(queue_run(n, MIB, true)),
+        "GB/s",
+        "multiproc",
+        &extra("serde"),
+    );
+    emit(
+        "queue_large",
+        gbs(socket_stream(n, MIB)),
+        "GB/s",
+        "raw",
+        &[("size", MIB.to_string())],
+    );
 }
 
 /// Two processes each decrement a shared integer `per` times under its
@@ -322,7 +358,13 @@ fn shared_value_processes(per: usize) {
     ps.iter_mut().for_each(|p| p.join().unwrap());
     let rate = (PROCS * per) as f64 / t.elapsed().as_secs_f64();
     assert_eq!(v.get(), 0);
-    emit("shared_value_processes", rate, "ops/s", "multiproc", &[("processes", PROCS.to_string())]);
+    emit(
+        "shared_value_processes",
+        rate,
+        "ops/s",
+        "multiproc",
+        &[("processes", PROCS.to_string())],
+    );
 }
 
 fn main() {

@@ -102,8 +102,10 @@ fn len_is_exact_under_concurrent_use() {
         for t in 0..2 {
             let q = &q;
             s.spawn(move || {
-                for i in 0..5_000 {
-                    q.put(&(t * 10_000 + i)).unwrap();
+                for i in 0..50_000 {
+                    // Timed, so that a failing consumer cannot hang the test.
+                    q.put_timeout(&(t * 10_000 + i), Duration::from_secs(60))
+                        .unwrap();
                     let n = q.len();
                     assert!(n <= 8, "len {n} above maxsize");
                 }
@@ -112,9 +114,10 @@ fn len_is_exact_under_concurrent_use() {
         for _ in 0..2 {
             let q = &q;
             s.spawn(move || {
-                for _ in 0..5_000 {
-                    q.get().unwrap();
-                    assert!(q.len() <= 8);
+                for _ in 0..50_000 {
+                    q.get_timeout(Duration::from_secs(60)).unwrap();
+                    let n = q.len();
+                    assert!(n <= 8, "len {n} above maxsize");
                 }
             });
         }

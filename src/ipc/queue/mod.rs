@@ -28,9 +28,11 @@ use crate::blocking::deadline_after;
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
 use crate::sync::region::Region;
 
-/// The ring's size unless told otherwise: 4 MiB (pages are touched only as
-/// the ring fills).
-pub const DEFAULT_CAPACITY: usize = 4 << 20;
+/// The ring's size unless told otherwise: 1 MiB. Measured on 64-byte
+/// messages, a ring that stays in cache is faster (128 KiB: ~10 M msg/s,
+/// 4 MiB: 3–9 M); on 1 MiB messages a bigger ring is (256 KiB: 13 GB/s,
+/// 1 MiB: 18 GB/s). Messages larger than the ring still pass, streamed.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
 /// The most messages a queue can be bounded to (counts are 32-bit).
 pub const MAX_MAXSIZE: usize = i32::MAX as usize;

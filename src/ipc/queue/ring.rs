@@ -115,6 +115,18 @@ impl Signal {
     }
 }
 
+/// One side's lock and what its holder leaves for the next one.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Side {
+    lock: RawLock,
+    flag: AtomicU32,
+    /// The handle that held the lock last ([`Ring::token`]): a handle that
+    /// finds its own token there may trust what it cached of the other
+    /// side's position.
+    last: AtomicU64,
+}
+
 /// The shared header of a queue.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -122,13 +134,12 @@ pub(crate) struct State {
     capacity: AtomicU64,
     maxsize: AtomicU64,
     closed: AtomicU32,
-    put_lock: Padded<RawLock>,
-    /// 1 while a producer streams a message.
-    streaming: AtomicU32,
-    get_lock: Padded<RawLock>,
-    /// 1 while a consumer assembles a streamed message; 2 when the pieces of
-    /// a dead consumer's message are to be dropped.
-    partial: AtomicU32,
+    /// Producers' side: `flag` is 1 while a producer streams a message.
+    put: Padded<Side>,
+    /// Consumers' side: `flag` is 1 while a consumer assembles a streamed
+    /// message, 2 when the pieces of a dead consumer's message are to be
+    /// dropped.
+    get: Padded<Side>,
     tail: Padded<AtomicU64>,
     head: Padded<AtomicU64>,
     /// `task_done` calls (JoinableQueue), wrapping like the counts.
@@ -179,6 +190,12 @@ pub(crate) struct Ring {
     region: Region<State>,
     data: *mut u8,
     cap: u32,
+    /// This handle among all handles of this process.
+    serial: u32,
+    /// The consumers' head as this handle last read it (as a producer).
+    cached_head: AtomicU64,
+    /// The producers' tail as this handle last read it (as a consumer).
+    cached_tail: AtomicU64,
 }
 
 // SAFETY: the raw pointer is into the region the ring owns; access to the
@@ -215,10 +232,14 @@ impl Ring {
                 "shared-memory handle refused: not a queue ring",
             ));
         }
+        static SERIAL: AtomicU32 = AtomicU32::new(0);
         Ok(Ring {
             region,
             data,
             cap: cap as u32,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            cached_head: AtomicU64::new(0),
+            cached_tail: AtomicU64::new(0),
         })
     }
 
@@ -233,11 +254,17 @@ impl Ring {
     /// Messages in the queue (fully put, not yet taken).
     pub(crate) fn len(&self) -> usize {
         let s = self.s();
-        // Read head first: a message cannot be taken before it was put, so
-        // a later tail gives a difference that is never negative.
-        let head = s.head.0.load(Ordering::Acquire);
-        let tail = s.tail.0.load(Ordering::Acquire);
-        count(tail).wrapping_sub(count(head)) as usize
+        // A consistent snapshot: the head did not move while the tail was
+        // read, so both held at that instant. (Reading each once could pair
+        // an old head with a newer tail and count more than maxsize.)
+        loop {
+            let head = s.head.0.load(Ordering::SeqCst);
+            let tail = s.tail.0.load(Ordering::SeqCst);
+            if s.head.0.load(Ordering::SeqCst) == head {
+                return count(tail).wrapping_sub(count(head)) as usize;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     pub(crate) fn maxsize(&self) -> usize {
@@ -259,6 +286,22 @@ impl Ring {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.s().closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Who this handle is, in this process: a forked child's copy of a handle
+    /// is another handle.
+    fn token(&self) -> u64 {
+        (shm::process_id() & !0xffff_ffff) | u64::from(self.serial)
+    }
+
+    /// After taking a side's lock: if another handle held it since we did,
+    /// what we cached of the other side is stale — `refresh` it.
+    fn claim(&self, side: &Side, refresh: impl FnOnce()) {
+        let me = self.token();
+        if side.last.load(Ordering::Relaxed) != me {
+            refresh();
+            side.last.store(me, Ordering::Relaxed);
+        }
     }
 
     // ----- bytes -----
@@ -306,23 +349,24 @@ impl Ring {
     /// Takes `put_lock`, repairing after a producer that died mid-stream.
     fn lock_put(&self, deadline: Option<Instant>) -> Result<(), Stop> {
         let s = self.s();
-        match s.put_lock.0.lock(deadline) {
-            None => Err(Stop::Timeout),
-            Some(Acquired::Clean) => Ok(()),
-            Some(Acquired::OwnerDied) => {
-                self.abort_stream();
-                Ok(())
-            }
+        let how = s.put.0.lock.lock(deadline).ok_or(Stop::Timeout)?;
+        self.claim(&s.put.0, || {
+            self.cached_head
+                .store(s.head.0.load(Ordering::Acquire), Ordering::Relaxed)
+        });
+        if how == Acquired::OwnerDied {
+            self.abort_stream();
         }
+        Ok(())
     }
 
     /// With `put_lock` held: ends a stream its producer left unfinished.
     fn abort_stream(&self) {
         let s = self.s();
-        if s.streaming.load(Ordering::Relaxed) != 0 {
+        if s.put.0.flag.load(Ordering::Relaxed) != 0 {
             // A streaming producer always leaves room for this record.
             self.commit_record(ABORT, &[], false);
-            s.streaming.store(0, Ordering::Relaxed);
+            s.put.0.flag.store(0, Ordering::Relaxed);
         }
     }
 
@@ -348,12 +392,25 @@ impl Ring {
         s.data.notify();
     }
 
-    /// Free bytes, from the producer's side.
-    fn free(&self) -> u64 {
+    /// With `put_lock` held: is there room for `bytes` more bytes (and one
+    /// more message, if `counted`)? Decided on the cached head when that
+    /// suffices — a stale head only understates the room — and on the
+    /// consumers' head itself otherwise.
+    fn room(&self, bytes: u64, counted: bool) -> bool {
         let s = self.s();
-        let head = pos(s.head.0.load(Ordering::Acquire));
-        let tail = pos(s.tail.0.load(Ordering::Relaxed));
-        u64::from(self.cap) - u64::from(tail.wrapping_sub(head))
+        let tail = s.tail.0.load(Ordering::Relaxed);
+        let maxsize = self.maxsize() as u32;
+        let fits = |head: u64| {
+            let used = u64::from(pos(tail).wrapping_sub(pos(head)));
+            let n = count(tail).wrapping_sub(count(head));
+            used + bytes <= u64::from(self.cap) && (!counted || maxsize == 0 || n < maxsize)
+        };
+        if fits(self.cached_head.load(Ordering::Relaxed)) {
+            return true;
+        }
+        let head = s.head.0.load(Ordering::Acquire);
+        self.cached_head.store(head, Ordering::Relaxed);
+        fits(head)
     }
 
     /// Waits (with `put_lock` held) until `ok()`.
@@ -382,36 +439,35 @@ impl Ring {
         }
         self.lock_put(deadline)?;
         let r = self.put_locked(msg, deadline);
-        self.s().put_lock.0.unlock();
+        self.s().put.0.lock.unlock();
         r
     }
 
     fn put_locked(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), Stop> {
         let s = self.s();
-        let maxsize = self.maxsize();
         let size = REC + padded(msg.len() as u64);
         let cap = u64::from(self.cap);
-        self.wait_room(deadline, || maxsize == 0 || self.len() < maxsize)?;
         if size <= cap {
-            self.wait_room(deadline, || self.free() >= size)?;
+            self.wait_room(deadline, || self.room(size, true))?;
             self.commit_record(WHOLE, msg, true);
             return Ok(());
         }
+        self.wait_room(deadline, || self.room(0, true))?;
         // Stream it: pieces of at most a quarter of the ring, each leaving
         // room for an ABORT record.
         let piece = (cap / 4 - REC) as usize;
-        s.streaming.store(1, Ordering::Relaxed);
+        s.put.0.flag.store(1, Ordering::Relaxed);
         let mut chunks = msg.chunks(piece).peekable();
         let mut first = true;
         while let Some(chunk) = chunks.next() {
             let need = 2 * REC + padded(chunk.len() as u64);
             // Once the first piece is out, the message must be finished or
             // aborted: a deadline still applies, and ends it with ABORT.
-            if let Err(e) = self.wait_room(deadline, || self.free() >= need) {
+            if let Err(e) = self.wait_room(deadline, || self.room(need, false)) {
                 if !first {
                     self.abort_stream();
                 }
-                s.streaming.store(0, Ordering::Relaxed);
+                s.put.0.flag.store(0, Ordering::Relaxed);
                 return Err(e);
             }
             let kind = match (first, chunks.peek().is_none()) {
@@ -422,7 +478,7 @@ impl Ring {
             self.commit_record(kind, chunk, kind == LAST);
             first = false;
         }
-        s.streaming.store(0, Ordering::Relaxed);
+        s.put.0.flag.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -430,20 +486,23 @@ impl Ring {
 
     /// Takes one message into `out` (emptied first). `deadline`: `Some(now)`
     /// for try_get.
-    pub(crate) fn get_into(&self, out: &mut Vec<u8>, deadline: Option<Instant>) -> Result<(), Stop> {
+    pub(crate) fn get_into(
+        &self,
+        out: &mut Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Stop> {
         let s = self.s();
-        match s.get_lock.0.lock(deadline) {
-            None => return Err(Stop::Timeout),
-            Some(Acquired::Clean) => {}
-            Some(Acquired::OwnerDied) => {
-                if s.partial.load(Ordering::Relaxed) == 1 {
-                    s.partial.store(2, Ordering::Relaxed);
-                }
-            }
+        let how = s.get.0.lock.lock(deadline).ok_or(Stop::Timeout)?;
+        self.claim(&s.get.0, || {
+            self.cached_tail
+                .store(s.tail.0.load(Ordering::Acquire), Ordering::Relaxed)
+        });
+        if how == Acquired::OwnerDied && s.get.0.flag.load(Ordering::Relaxed) == 1 {
+            s.get.0.flag.store(2, Ordering::Relaxed);
         }
         out.clear();
         let r = self.get_locked(out, deadline);
-        s.get_lock.0.unlock();
+        s.get.0.lock.unlock();
         r
     }
 
@@ -451,9 +510,15 @@ impl Ring {
         let s = self.s();
         loop {
             let head = s.head.0.load(Ordering::Relaxed);
-            let tail = s.tail.0.load(Ordering::Acquire);
+            // What was committed, from the cache while it shows more (a
+            // stale tail only understates it).
+            let mut tail = self.cached_tail.load(Ordering::Relaxed);
             if pos(tail) == pos(head) {
-                let streaming = s.partial.load(Ordering::Relaxed) != 0;
+                tail = s.tail.0.load(Ordering::Acquire);
+                self.cached_tail.store(tail, Ordering::Relaxed);
+            }
+            if pos(tail) == pos(head) {
+                let streaming = s.get.0.flag.load(Ordering::Relaxed) != 0;
                 if !streaming && self.is_closed() {
                     return Err(Stop::Closed);
                 }
@@ -471,6 +536,12 @@ impl Ring {
                 continue;
             }
             let avail = u64::from(pos(tail).wrapping_sub(pos(head)));
+            if avail > u64::from(self.cap) {
+                return Err(Stop::Corrupt(format!(
+                    "{avail} bytes committed in a ring of {}",
+                    self.cap
+                )));
+            }
             let mut rec = [0u8; REC as usize];
             // SAFETY: `get_lock` is held and `avail >= REC` bytes from head
             // were committed (records are whole multiples of REC).
@@ -483,7 +554,7 @@ impl Ring {
                     "record of kind {kind} and {len} bytes with {avail} bytes committed"
                 )));
             }
-            let mut partial = s.partial.load(Ordering::Relaxed);
+            let mut partial = s.get.0.flag.load(Ordering::Relaxed);
             if matches!(kind, WHOLE | FIRST) && partial != 0 {
                 // The message before ended already (its consumer died between
                 // committing the head and clearing the flag).
@@ -521,7 +592,7 @@ impl Ring {
                 pack(n, pos(head).wrapping_add(size as u32)),
                 Ordering::Release,
             );
-            s.partial.store(next_partial, Ordering::Relaxed);
+            s.get.0.flag.store(next_partial, Ordering::Relaxed);
             s.space.notify();
             if ends && keep {
                 return Ok(());
@@ -533,11 +604,11 @@ impl Ring {
     /// for a while: if its producer died holding `put_lock`, end the stream.
     fn rescue_stream(&self) {
         let s = self.s();
-        if let Some(how) = s.put_lock.0.try_lock() {
+        if let Some(how) = s.put.0.lock.try_lock() {
             if how == Acquired::OwnerDied {
                 self.abort_stream();
             }
-            s.put_lock.0.unlock();
+            s.put.0.lock.unlock();
         }
     }
 
