@@ -57,11 +57,14 @@ impl Segment {
         let fd = rustix::shm::open(name, flags, Mode::RUSR | Mode::WUSR)?;
         match create {
             Some(len) => {
-                if let Err(e) = rustix::fs::ftruncate(&fd, len as u64) {
+                // Whatever fails after the name exists removes it again.
+                let made = rustix::fs::ftruncate(&fd, len as u64)
+                    .map_err(io::Error::from)
+                    .and_then(|()| Segment::map(fd, len));
+                if made.is_err() {
                     let _ = rustix::shm::unlink(name);
-                    return Err(e.into());
                 }
-                Segment::map(fd, len)
+                made
             }
             None => Segment::open(fd),
         }
