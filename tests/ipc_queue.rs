@@ -308,7 +308,7 @@ fn joinable_queue_across_processes() {
             Process::start(
                 |q: JoinableQueue<u32>| {
                     let mut n = 0;
-                    while let Ok(_) = q.get_timeout(Duration::from_millis(200)) {
+                    while q.get_timeout(Duration::from_millis(200)).is_ok() {
                         q.task_done().unwrap();
                         n += 1;
                     }

@@ -96,7 +96,10 @@ fn named_shared_memory_between_a_child_and_us() {
     let _c = common::clean();
     let name = format!("multiproc-test-{}", std::process::id());
     let shm = SharedMemory::create(&name, 1 << 16).unwrap();
-    assert_eq!((shm.name(), shm.len()), (format!("/{name}").as_str(), 1 << 16));
+    assert_eq!(
+        (shm.name(), shm.len()),
+        (format!("/{name}").as_str(), 1 << 16)
+    );
     // A second create of the same name is refused.
     let again = SharedMemory::create(&name, 10).unwrap_err();
     assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);

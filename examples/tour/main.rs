@@ -5,6 +5,7 @@
 //! cargo run --release --example tour
 //! ```
 mod connections;
+mod shared;
 mod threads;
 
 use std::time::{Duration, Instant};
@@ -117,13 +118,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     connections::listener_and_clients()?;
 
-    println!("\n== 8. Threads share memory: the ticket counter under one lock");
+    println!("\n== 8. A queue between two processes: the notes' writer and reader");
+    shared::write_read_queue()?;
+
+    println!("\n== 9. Shared variables: a counter decremented by 4 processes under its lock");
+    shared::counter_under_the_values_lock()?;
+
+    println!("\n== 10. Threads share memory: the ticket counter under one lock");
     threads::ticket_counter();
-    println!("\n== 9. Producer and consumer over a bounded queue");
+    println!("\n== 11. Producer and consumer over a bounded queue");
     threads::producer_consumer();
-    println!("\n== 10. A thread pool: submit does not block, results as completed");
+    println!("\n== 12. A thread pool: submit does not block, results as completed");
     threads::thread_pool();
-    println!("\n== 11. The notes' remarks, measured");
+    println!("\n== 13. The notes' remarks, measured");
     threads::remarks();
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 mod error;
 mod ring;
+mod signal;
 
 use std::fmt;
 use std::io;

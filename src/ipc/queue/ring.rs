@@ -44,11 +44,12 @@
 //! checked there with loom.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+use super::signal::Signal;
 use crate::os::shm;
-use crate::sync::raw::{Acquired, DEATH_CHECK, RawLock};
+use crate::sync::raw::{Acquired, RawLock};
 use crate::sync::region::{Region, SharedSafe};
 
 const WHOLE: u32 = 1;
@@ -58,62 +59,9 @@ const LAST: u32 = 4;
 const ABORT: u32 = 5;
 const REC: u64 = 8;
 
-/// How long a side spins (checking for data or room) before it sleeps. A
-/// sleeper costs the other side a `futex` wake — a syscall — per message;
-/// a peer in the middle of a `put` or `get` is usually done well within
-/// this.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-
 #[repr(C, align(128))]
 #[derive(Debug, Default)]
 struct Padded<T>(T);
-
-/// One side's wake-up words.
-#[repr(C)]
-#[derive(Debug, Default)]
-struct Signal {
-    seq: AtomicU32,
-    waiting: AtomicU32,
-}
-
-impl Signal {
-    /// Waits until `ready()` or `deadline`, also returning every
-    /// [`DEATH_CHECK`] so that the caller can look for dead peers. `true`
-    /// when ready.
-    fn wait(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
-        let mut start = None;
-        loop {
-            for _ in 0..64 {
-                if ready() {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            let now = Instant::now();
-            if now - *start.get_or_insert(now) >= SPIN || deadline.is_some_and(|d| now >= d) {
-                break;
-            }
-        }
-        let seq = self.seq.load(Ordering::SeqCst);
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let ok = ready();
-        if !ok {
-            let nap = Instant::now() + DEATH_CHECK;
-            shm::wait(&self.seq, seq, Some(deadline.map_or(nap, |d| d.min(nap))));
-        }
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        ok || ready()
-    }
-
-    /// After a commit: wakes the other side if it sleeps.
-    fn notify(&self) {
-        fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) != 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            shm::wake(&self.seq, u32::MAX >> 1);
-        }
-    }
-}
 
 /// One side's lock and what its holder leaves for the next one.
 #[repr(C)]
@@ -279,8 +227,7 @@ impl Ring {
         let s = self.s();
         s.closed.store(1, Ordering::SeqCst);
         for sig in [&s.data, &s.space, &s.joined] {
-            sig.seq.fetch_add(1, Ordering::SeqCst);
-            shm::wake(&sig.seq, u32::MAX >> 1);
+            sig.wake_all();
         }
     }
 
