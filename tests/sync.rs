@@ -163,3 +163,186 @@ fn nothing_is_left_in_dev_shm() {
     let after: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().collect();
     assert_eq!(before.len(), after.len());
 }
+
+use multiproc::shared::Atomic;
+use multiproc::sync::{Barrier, BarrierError, Condvar, Event, RLock, Semaphore};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+#[test]
+fn event_wakes_processes() {
+    let _c = common::clean();
+    let go = Event::new().unwrap();
+    let mut ps: Vec<_> = (0..3)
+        .map(|_| {
+            Process::start(
+                |go: Event| go.wait_timeout(Duration::from_secs(30)),
+                go.clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!go.is_set());
+    go.set();
+    for p in &mut ps {
+        assert!(p.join().unwrap());
+    }
+    go.clear();
+    let t = Instant::now();
+    assert!(!go.wait_timeout(Duration::from_millis(50)));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn semaphore_bounds_concurrent_processes() {
+    let _c = common::clean();
+    let slots = Semaphore::new(2).unwrap();
+    let inside = Atomic::<AtomicU32>::new(0).unwrap();
+    let most = Atomic::<AtomicU32>::new(0).unwrap();
+    let mut ps: Vec<_> = (0..5)
+        .map(|_| {
+            Process::start(
+                |(slots, inside, most): (Semaphore, Atomic<AtomicU32>, Atomic<AtomicU32>)| {
+                    for _ in 0..20 {
+                        slots.acquire();
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(200));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        slots.release().unwrap();
+                    }
+                },
+                (slots.clone(), inside.clone(), most.clone()),
+            )
+            .unwrap()
+        })
+        .collect();
+    for p in &mut ps {
+        p.join().unwrap();
+    }
+    assert!(most.load(Ordering::SeqCst) <= 2);
+    assert_eq!(slots.value(), 2);
+    let t = Instant::now();
+    let held = Semaphore::new(0).unwrap();
+    assert!(!held.acquire_timeout(Duration::from_millis(50)));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    let bounded = Semaphore::bounded(1).unwrap();
+    assert_eq!(bounded.release().unwrap_err().bound, 1);
+    assert!(Semaphore::bounded(0).is_err());
+}
+
+#[test]
+fn condvar_between_processes() {
+    let _c = common::clean();
+    // A one-slot mailbox: 0 empty, else the value.
+    let slot = Mutex::new(0u32).unwrap();
+    let changed = Condvar::new().unwrap();
+    let mut producer = Process::start(
+        |(slot, changed): (Mutex<u32>, Condvar)| {
+            for v in 1..=200u32 {
+                let mut g = slot.lock().unwrap();
+                while *g != 0 {
+                    g = changed.wait(g).unwrap();
+                }
+                *g = v;
+                changed.notify_all();
+            }
+        },
+        (slot.clone(), changed.clone()),
+    )
+    .unwrap();
+    let mut sum = 0;
+    for _ in 0..200 {
+        let mut g = slot.lock().unwrap();
+        while *g == 0 {
+            g = changed.wait(g).unwrap();
+        }
+        sum += *g;
+        *g = 0;
+        changed.notify_all();
+    }
+    producer.join().unwrap();
+    assert_eq!(sum, 200 * 201 / 2);
+    // A timed wait with nobody notifying times out, lock held again.
+    let g = slot.lock().unwrap();
+    let (g, timed_out) = changed.wait_timeout(g, Duration::from_millis(30)).unwrap();
+    assert!(timed_out);
+    assert_eq!(*g, 0);
+}
+
+#[test]
+fn rlock_is_reentrant_and_robust() {
+    let _c = common::clean();
+    let lock = RLock::new().unwrap();
+    let a = lock.lock().unwrap();
+    let b = lock.try_lock().unwrap();
+    assert_eq!(lock.depth(), 2);
+    // Another process cannot take it meanwhile.
+    let mut p = Process::start(|l: RLock| l.try_lock().is_err(), lock.clone()).unwrap();
+    assert!(p.join().unwrap());
+    drop(b);
+    drop(a);
+    // A holder that dies inside: the next locker is told.
+    let (here, there) = Pipe::duplex().unwrap();
+    let mut holder = Process::start(
+        |(l, c): (RLock, multiproc::ipc::Connection)| {
+            let _g = l.lock().unwrap();
+            let _h = l.lock().unwrap();
+            c.send(&()).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        },
+        (lock.clone(), there),
+    )
+    .unwrap();
+    here.recv::<()>().unwrap();
+    holder.kill().unwrap();
+    let _ = holder.join();
+    match lock.lock() {
+        Err(p) => {
+            assert_eq!(p.cause(), PoisonCause::OwnerDied);
+            let g = p.into_inner();
+            assert_eq!(lock.depth(), 1);
+            drop(g);
+        }
+        Ok(_) => panic!("a dead holder's RLock came back clean"),
+    }
+}
+
+#[test]
+fn barrier_rounds_and_a_timeout_that_breaks_it() {
+    let _c = common::clean();
+    let b = Barrier::new(3).unwrap();
+    let mut ps: Vec<_> = (0..2)
+        .map(|_| {
+            Process::start(
+                |b: Barrier| {
+                    (0..50)
+                        .map(|_| b.wait_timeout(Duration::from_secs(30)).unwrap())
+                        .collect::<Vec<u32>>()
+                },
+                b.clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mine: Vec<u32> = (0..50)
+        .map(|_| b.wait_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    let theirs: Vec<Vec<u32>> = ps.iter_mut().map(|p| p.join().unwrap()).collect();
+    // Every round, the three arrival indices are 0, 1 and 2.
+    for round in 0..50 {
+        let mut idx = [mine[round], theirs[0][round], theirs[1][round]];
+        idx.sort();
+        assert_eq!(idx, [0, 1, 2], "round {round}");
+    }
+    // Two of three arrive; the wait times out and breaks the barrier.
+    let mut p = Process::start(|b: Barrier| b.wait(), b.clone()).unwrap();
+    assert_eq!(
+        b.wait_timeout(Duration::from_millis(100)),
+        Err(BarrierError::Timeout)
+    );
+    assert_eq!(p.join().unwrap(), Err(BarrierError::Broken));
+    assert!(b.is_broken());
+    assert_eq!(b.wait(), Err(BarrierError::Broken));
+    assert!(Barrier::new(0).is_err());
+}

@@ -1,5 +1,8 @@
 //! Primitives that work between threads *and* processes, because they live
-//! in shared memory: [`Mutex<T>`](Mutex) over plain data and [`Lock`].
+//! in shared memory: [`Mutex<T>`](Mutex) over plain data, [`Lock`],
+//! [`RLock`], [`Condvar`] (Python's `Condition`), [`Semaphore`] (and
+//! bounded), [`Event`], [`Barrier`]. Waiting is a shared futex: no syscall
+//! while uncontended.
 //!
 //! Each is a handle: clone it for another thread, pass it to a child process
 //! as its argument or inside a message, and the other side maps the same
@@ -14,8 +17,18 @@
 //! For threads alone, prefer `std::sync::Mutex` (or `parking_lot`): they
 //! need no segment and no `Pod` bound.
 
+mod barrier;
+mod condvar;
+mod event;
 pub(crate) mod mutex;
 pub(crate) mod raw;
 pub(crate) mod region;
+mod rlock;
+mod semaphore;
 
+pub use barrier::{Barrier, BarrierError, MAX_PARTIES};
+pub use condvar::Condvar;
+pub use event::Event;
 pub use mutex::{Lock, LockGuard, Mutex, MutexGuard, PoisonCause, Poisoned, TryLockError};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{OverRelease, Semaphore};

@@ -34,6 +34,10 @@ pub struct Poisoned<G> {
 }
 
 impl<G> Poisoned<G> {
+    pub(crate) fn new(guard: G, cause: PoisonCause) -> Self {
+        Poisoned { guard, cause }
+    }
+
     /// The guard: the lock is held.
     pub fn into_inner(self) -> G {
         self.guard
@@ -102,7 +106,7 @@ impl<G> From<Poisoned<G>> for TryLockError<G> {
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct LockState {
-    raw: RawLock,
+    pub(crate) raw: RawLock,
     /// 0, or a `PoisonCause` code.
     poison: AtomicU32,
     /// Elements of data after the header.
@@ -120,7 +124,8 @@ fn cause_code(c: PoisonCause) -> u32 {
 }
 
 impl LockState {
-    fn note(&self, got: Acquired) -> Option<PoisonCause> {
+    /// Records an owner's death as poison; returns the poison, if any.
+    pub(crate) fn note(&self, got: Acquired) -> Option<PoisonCause> {
         if got == Acquired::OwnerDied {
             let code = cause_code(PoisonCause::OwnerDied);
             let _ = self
@@ -134,7 +139,8 @@ impl LockState {
         }
     }
 
-    fn release(&self) {
+    /// Unlocks, poisoning first if the thread is panicking.
+    pub(crate) fn release(&self) {
         if std::thread::panicking() {
             let code = cause_code(PoisonCause::Panicked);
             let _ = self
@@ -344,7 +350,7 @@ impl<T: Pod> fmt::Debug for Mutex<T> {
 
 /// A held [`Mutex`]: derefs to the data; unlocks on drop.
 pub struct MutexGuard<'a, T: Pod> {
-    mutex: &'a Mutex<T>,
+    pub(crate) mutex: &'a Mutex<T>,
 }
 
 impl<T: Pod> Mutex<T> {

@@ -132,6 +132,11 @@ impl RawLock {
         }
     }
 
+    /// `true` if this process holds the lock (some thread of it).
+    pub(crate) fn held_by_this_process(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == shm::process_id()
+    }
+
     /// `true` while some process holds the lock (a hint).
     pub(crate) fn is_locked(&self) -> bool {
         self.owner.load(Ordering::Relaxed) != 0

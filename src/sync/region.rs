@@ -143,3 +143,43 @@ fn malformed(why: &str) -> io::Error {
         format!("shared-memory handle refused: {why}"),
     )
 }
+
+/// A public handle that is one [`Region`] of `$state`: `Clone` (another
+/// mapping), `AsFd`, and `Serialize`/`Deserialize` as its descriptor.
+macro_rules! shared_handle {
+    ($handle:ident, $state:ty) => {
+        impl Clone for $handle {
+            /// Another handle to the same shared object.
+            fn clone(&self) -> Self {
+                $handle {
+                    region: self.region.try_clone().expect("mapping a segment again"),
+                }
+            }
+        }
+
+        impl std::os::fd::AsFd for $handle {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.region.as_fd()
+            }
+        }
+
+        impl serde::Serialize for $handle {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use std::os::fd::AsFd;
+                $crate::codec::handles::serialize_fd(self.region.as_fd(), s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $handle {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let fd = $crate::codec::handles::deserialize_fd(d)?;
+                Ok($handle {
+                    region: $crate::sync::region::Region::<$state>::open(fd)
+                        .map_err(serde::de::Error::custom)?,
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use shared_handle;

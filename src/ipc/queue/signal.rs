@@ -126,6 +126,7 @@ mod loom_tests {
     // SAFETY (model): the slot is written only while `tail == head` and
     // read only while `tail > head`, which the Release/Acquire commits order.
     unsafe impl Sync for Ring {}
+    // SAFETY (model): as above; the ring moves between threads inside an Arc.
     unsafe impl Send for Ring {}
 
     fn put(r: &Ring, v: u32) {
@@ -134,6 +135,8 @@ mod loom_tests {
             .space
             .wait(None, || r.head.load(Ordering::Acquire) == tail)
         {}
+        // SAFETY: the consumer reads the slot only after `tail` moves past
+        // it, and released it (head == tail, Acquire) before we write.
         r.slot.with_mut(|p| unsafe { *p = v });
         r.tail.store(tail + 1, Ordering::Release);
         r.data.notify();
@@ -142,6 +145,8 @@ mod loom_tests {
     fn get(r: &Ring) -> u32 {
         let head = r.head.load(Ordering::Relaxed);
         while !r.data.wait(None, || r.tail.load(Ordering::Acquire) > head) {}
+        // SAFETY: the producer wrote the slot before its Release of `tail`,
+        // which we Acquired; it writes again only after our `head` moves.
         let v = r.slot.with(|p| unsafe { *p });
         r.head.store(head + 1, Ordering::Release);
         r.space.notify();
