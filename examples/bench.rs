@@ -16,8 +16,9 @@ use multiproc::executor::ThreadPool;
 use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
-use multiproc::shared::Value;
+use multiproc::shared::{Atomic, Value};
 use serde_bytes::ByteBuf;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 const RAW_CHILD: &str = "MULTIPROC_BENCH_RAW_CHILD";
 
@@ -365,6 +366,52 @@ fn shared_value_processes(per: usize) {
         "multiproc",
         &[("processes", PROCS.to_string())],
     );
+
+    // Raw: the same decrements under a bare futex lock (Drepper's three-state
+    // mutex: no owner, no robustness, no poisoning) in shared memory.
+    let word = Atomic::<AtomicU32>::new(0).unwrap();
+    let counter = Atomic::<AtomicI64>::new((PROCS * per) as i64).unwrap();
+    let t = Instant::now();
+    let pids: Vec<_> = (0..PROCS)
+        .map(|_| {
+            fork_raw(|| {
+                for _ in 0..per {
+                    futex_lock(&word);
+                    let v = counter.load(Ordering::Relaxed);
+                    counter.store(v - 1, Ordering::Relaxed);
+                    futex_unlock(&word);
+                }
+            })
+        })
+        .collect();
+    pids.into_iter().for_each(wait_raw);
+    let rate = (PROCS * per) as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(counter.load(Ordering::Relaxed), 0);
+    let extra = [
+        ("processes", PROCS.to_string()),
+        ("lock", quoted("bare futex")),
+    ];
+    emit("shared_value_processes", rate, "ops/s", "raw", &extra);
+}
+
+/// 0 free, 1 locked, 2 locked with waiters.
+fn futex_lock(w: &AtomicU32) {
+    use rustix::thread::futex;
+    if w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return;
+    }
+    while w.swap(2, Ordering::Acquire) != 0 {
+        let _ = futex::wait(w, futex::Flags::empty(), 2, None);
+    }
+}
+
+fn futex_unlock(w: &AtomicU32) {
+    use rustix::thread::futex;
+    if w.swap(0, Ordering::Release) == 2 {
+        let _ = futex::wake(w, futex::Flags::empty(), 1);
+    }
 }
 
 fn main() {
