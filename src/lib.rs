@@ -43,6 +43,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Or through shared memory: a queue that any number of processes put into
+//! and get from (Python's `multiprocessing.Queue`, with an exact `len`, and
+//! safe against a process killed inside `put` or `get`), and shared values
+//! under robust locks:
+//!
+//! ```
+//! use std::time::Duration;
+//! use multiproc::ipc::Queue;
+//! use multiproc::process::Process;
+//! use multiproc::shared::Value;
+//!
+//! let q: Queue<String> = Queue::new(8)?;
+//! let left = Value::new(10i64)?;
+//! let mut writer = Process::start(|(q, left): (Queue<String>, Value<i64>)| {
+//!     for i in 0..3 {
+//!         q.put(&format!("message {i}")).unwrap();
+//!         *left.get_lock().lock().unwrap() -= 1;
+//!     }
+//! }, (q.clone(), left.clone()))?;
+//! for i in 0..3 {
+//!     assert_eq!(q.get_timeout(Duration::from_secs(10))?, format!("message {i}"));
+//! }
+//! writer.join()?;
+//! assert_eq!((q.len(), left.get()), (0, 7));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Threads get what Python's `concurrent.futures` gives and Rust's pools do
 //! not: a future per task, with a timeout, cancellation, callbacks and
 //! `as_completed`; a panic fails that task alone:
@@ -79,7 +106,9 @@
 //! | module | what |
 //! |---|---|
 //! | [`codec`] | serde values to length-prefixed frames, with a size limit; descriptors beside the bytes |
-//! | [`ipc`] | [`Pipe`](ipc::Pipe), [`Connection`](ipc::Connection), [`Listener`](ipc::Listener)/[`Client`](ipc::Client) with an auth key, [`wait`](ipc::wait) |
+//! | [`sync`] | locks and friends in shared memory, for threads and processes: [`Mutex`](sync::Mutex), [`Lock`](sync::Lock), [`RLock`](sync::RLock), [`Condvar`](sync::Condvar), [`Semaphore`](sync::Semaphore), [`Event`](sync::Event), [`Barrier`](sync::Barrier); robust against a holder's death |
+//! | [`ipc`] | [`Pipe`](ipc::Pipe), [`Connection`](ipc::Connection), [`Queue`](ipc::Queue)/[`JoinableQueue`](ipc::JoinableQueue)/[`SimpleQueue`](ipc::SimpleQueue) in shared memory, [`Listener`](ipc::Listener)/[`Client`](ipc::Client) with an auth key, [`wait`](ipc::wait) |
+//! | [`shared`] | [`Value`](shared::Value), [`Array`](shared::Array), [`Atomic`](shared::Atomic), named [`SharedMemory`](shared::SharedMemory) |
 //! | [`process`] | [`Process`](process::Process), start methods, [`current_process`](process::current_process) |
 //! | [`futures`] | [`Future`](futures::Future), [`wait`](futures::wait), [`as_completed`](futures::as_completed) |
 //! | [`executor`] | [`ThreadPool`](executor::ThreadPool) |
@@ -87,7 +116,8 @@
 //! | [`threading`] | [`Event`](threading::Event), [`Semaphore`](threading::Semaphore), [`Barrier`](threading::Barrier), [`Timer`](threading::Timer) — and where `std` already has the right type |
 //!
 //! The `os` layer beneath them is private: it is the only code that talks to
-//! the kernel, and the only place with `unsafe`.
+//! the kernel. `unsafe` lives there and in `sync` and `ipc` (shared memory),
+//! each block with its `SAFETY` argument.
 //!
 //! `Send` is checked at compile time: a thread pool refuses a task that
 //! holds something that cannot cross threads.
