@@ -519,3 +519,28 @@ fn producers_and_consumers_killed_at_random() {
         lost.len()
     );
 }
+
+#[test]
+fn a_queue_travels_over_a_connection() {
+    let _c = common::clean();
+    let (here, there) = Pipe::duplex().unwrap();
+    // The child is running before the queue exists; it gets it in a message.
+    let mut p = Process::start(
+        |conn: Connection| {
+            let q: JoinableQueue<u32> = conn.recv().unwrap();
+            for i in 0..10 {
+                q.put(&i).unwrap();
+            }
+            q.join();
+        },
+        there,
+    )
+    .unwrap();
+    let q: JoinableQueue<u32> = JoinableQueue::new(4).unwrap();
+    here.send(&q).unwrap();
+    for i in 0..10 {
+        assert_eq!(q.get().unwrap(), i);
+        q.task_done().unwrap();
+    }
+    p.join().unwrap();
+}
