@@ -181,13 +181,20 @@ impl Ring {
             ));
         }
         static SERIAL: AtomicU32 = AtomicU32::new(0);
+        // Start from the positions now: even if a dead handle's token
+        // happened to match ours, nothing cached can predate this.
+        let s = region.header();
+        let (head, tail) = (
+            s.head.0.load(Ordering::Acquire),
+            s.tail.0.load(Ordering::Acquire),
+        );
         Ok(Ring {
-            region,
             data,
             cap: cap as u32,
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
-            cached_head: AtomicU64::new(0),
-            cached_tail: AtomicU64::new(0),
+            cached_head: AtomicU64::new(head),
+            cached_tail: AtomicU64::new(tail),
+            region,
         })
     }
 
@@ -238,7 +245,9 @@ impl Ring {
     /// Who this handle is, in this process: a forked child's copy of a handle
     /// is another handle.
     fn token(&self) -> u64 {
-        (shm::process_id() & !0xffff_ffff) | u64::from(self.serial)
+        // An odd multiplier is a bijection: distinct processes, distinct
+        // hashes; the serial tells this process's handles apart.
+        shm::process_id().wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(self.serial)
     }
 
     /// After taking a side's lock: if another handle held it since we did,
