@@ -27,21 +27,29 @@
 //!
 //! - A producer dies before committing: its bytes are past `tail`, unseen.
 //! - A producer dies mid-stream: whoever takes `put_lock` next — another
-//!   producer, or the consumer waiting for the rest — finds the `streaming`
-//!   flag and writes `ABORT`.
+//!   producer, or the consumer waiting for the rest — finds the producers'
+//!   `flag` (streaming) and writes `ABORT`.
 //! - A consumer dies before committing `head`: the record is still there for
 //!   the next consumer. After committing `head` of a `WHOLE` or `LAST`
 //!   record, the message was taken (by the dead consumer). Mid-stream, the
-//!   next consumer finds the `partial` flag and drops the rest of that
-//!   message.
+//!   next consumer finds the consumers' `flag` (partial) and drops the rest
+//!   of that message.
+//!
+//! # Caches
+//!
+//! A handle remembers the other side's position as it last read it (a
+//! stale head only understates the room, a stale tail the data) and reads
+//! the shared word only when the cached one does not suffice: a producer
+//! and a consumer in steady state rarely touch each other's cache line. A
+//! cache is trusted only while this handle was the last to hold its side's
+//! lock (`Side::last`); otherwise it is refreshed.
 //!
 //! # Waking
 //!
 //! A side that must wait (no data; no room) announces itself in a `waiting`
 //! word, issues a `SeqCst` fence, re-checks, and sleeps on a futex `seq`
 //! word; the other side commits, fences, and bumps `seq` and wakes only if
-//! the `waiting` word is set — the protocol of `queue::waitlist`, model
-//! checked there with loom.
+//! the `waiting` word is set. See `signal`, whose loom models check it.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
