@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | [`ThreadPool`] | any `FnOnce() -> R + Send` closure | threads of this process |
 
+mod process_pool;
 mod thread_pool;
 
+pub use process_pool::{Builder as ProcessPoolBuilder, ProcessPool, TaskOptions};
 pub use thread_pool::{Builder as ThreadPoolBuilder, Map, ThreadPool};

@@ -30,6 +30,17 @@ pub enum TaskError {
     /// The executor cannot run tasks any more.
     #[error("the executor is broken: {0}")]
     Broken(String),
+    /// The worker process running the task died (killed, aborted, out of
+    /// memory, exited): the task's own failure; the pool replaced the
+    /// worker and runs the other tasks.
+    #[error("the worker process running the task died: {status}")]
+    WorkerDied {
+        /// How the worker ended.
+        status: crate::process::ExitStatus,
+    },
+    /// The task ran past its timeout; its worker was killed and replaced.
+    #[error("the task ran past its timeout of {0:?}; its worker was killed")]
+    TimedOut(std::time::Duration),
     /// The value was already taken by an earlier `result` or `.await`.
     #[error("the value was already taken from this future")]
     Retrieved,

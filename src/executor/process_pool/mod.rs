@@ -1,0 +1,307 @@
+//! `ProcessPool`: tasks in worker processes, each with its own `Future`;
+//! a worker that dies fails only the task it was running.
+
+mod manager;
+mod task;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use manager::{Config, Pending, Shared, Sink, State};
+
+use crate::blocking::lock;
+use crate::codec;
+use crate::futures::state::Promise;
+use crate::futures::{Future, TaskError};
+use crate::ipc::Pipe;
+use crate::process::StartMethod;
+
+/// Options of one task ([`ProcessPool::submit_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct TaskOptions {
+    /// Kill the task's worker when the task runs longer than this; the
+    /// future fails with [`TaskError::TimedOut`].
+    pub timeout: Option<Duration>,
+}
+
+impl TaskOptions {
+    /// Options with a timeout.
+    pub fn timeout(timeout: Duration) -> TaskOptions {
+        TaskOptions {
+            timeout: Some(timeout),
+        }
+    }
+}
+
+/// Configures a [`ProcessPool`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: usize,
+    method: StartMethod,
+    name: String,
+    max_tasks_per_child: Option<usize>,
+    timeout: Option<Duration>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The defaults: one worker per CPU, the default start method, no
+    /// recycling, no timeout.
+    pub fn new() -> Builder {
+        Builder {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            method: StartMethod::default(),
+            name: "ProcessPoolWorker".into(),
+            max_tasks_per_child: None,
+            timeout: None,
+        }
+    }
+
+    /// The number of worker processes (at least 1).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// How workers are started.
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = method;
+        self
+    }
+
+    /// A worker is replaced by a fresh one after this many tasks (at least 1).
+    pub fn max_tasks_per_child(mut self, n: usize) -> Builder {
+        self.max_tasks_per_child = Some(n.max(1));
+        self
+    }
+
+    /// The timeout of every task that does not set its own.
+    pub fn timeout(mut self, timeout: Duration) -> Builder {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Starts the pool (its workers start in the background).
+    pub fn build(self) -> io::Result<ProcessPool> {
+        let (wake, wake_rx) = Pipe::duplex()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                shutdown: false,
+                broken: None,
+                running: true,
+            }),
+            wake,
+            ended: Condvar::new(),
+        });
+        let cfg = Config {
+            workers: self.workers,
+            method: self.method,
+            name: self.name,
+            max_tasks_per_child: self.max_tasks_per_child,
+        };
+        let manager = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("multiproc-pool".into())
+                .spawn(move || manager::run(shared, wake_rx, cfg))?
+        };
+        Ok(ProcessPool {
+            shared,
+            manager: Mutex::new(Some(manager)),
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// A pool of worker processes; Python's `ProcessPoolExecutor`, without its
+/// traps.
+///
+/// `submit` takes a fn item or a closure that captures nothing (Python's
+/// pools refuse lambdas) and a serde argument, and returns the same
+/// [`Future`] as the thread pool: `result`, `result_timeout`, `cancel`,
+/// `wait`, `as_completed` and `.await` work unchanged.
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::executor::{ProcessPool, TaskOptions};
+/// use multiproc::futures::TaskError;
+///
+/// let pool = ProcessPool::new(2)?;
+/// let square = pool.submit(|x: u64| x * x, 12);
+/// let crash = pool.submit(|()| -> u64 { std::process::abort() }, ());
+/// let stuck = pool.submit_with(|()| -> u64 { loop { std::thread::sleep(Duration::from_secs(1)) } }, (),
+///                              TaskOptions::timeout(Duration::from_millis(200)));
+/// assert_eq!(square.result(), Ok(144));
+/// assert!(matches!(crash.result(), Err(TaskError::WorkerDied { .. })));
+/// assert!(matches!(stuck.result(), Err(TaskError::TimedOut(_))));
+/// assert_eq!(pool.submit(|x: u64| x + 1, 1).result(), Ok(2)); // the pool lives on
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Failures
+///
+/// - A panic fails that task ([`TaskError::Panicked`]); the worker lives.
+/// - A worker that dies (a signal, `abort`, `exit`, the OOM killer) fails
+///   only the task it was running ([`TaskError::WorkerDied`] with the exit
+///   status); the other tasks run on, a new worker takes its place.
+/// - A task past its timeout has its worker killed and replaced
+///   ([`TaskError::TimedOut`]).
+/// - The pool breaks ([`TaskError::Broken`]) only when workers cannot be
+///   started at all.
+///
+/// # Differences from Python
+///
+/// Python's pool turns every pending future into `BrokenProcessPool` when
+/// one worker dies, has no per-task timeout, and refuses lambdas.
+pub struct ProcessPool {
+    shared: Arc<Shared>,
+    manager: Mutex<Option<JoinHandle<()>>>,
+    timeout: Option<Duration>,
+}
+
+impl fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("ProcessPool")
+            .field("queued", &st.queue.len())
+            .field("shutdown", &st.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Typed<R> {
+    promise: Promise<R>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
+    fn start(&self) -> bool {
+        self.promise.start()
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
+        let value = outcome.and_then(|bytes| {
+            codec::decode::<R>(&bytes, Vec::new())
+                .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
+        });
+        self.promise.complete(value);
+    }
+}
+
+impl ProcessPool {
+    /// A pool of `workers` processes with the defaults of [`Builder`].
+    pub fn new(workers: usize) -> io::Result<ProcessPool> {
+        Builder::new().workers(workers).build()
+    }
+
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Runs `f(arg)` in a worker; returns at once.
+    pub fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_with(f, arg, TaskOptions::default())
+    }
+
+    /// [`submit`](Self::submit) with options (a timeout).
+    pub fn submit_with<F, A, R>(&self, _f: F, arg: A, options: TaskOptions) -> Future<R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (promise, future) = Promise::new();
+        let arg = match task::encode_plain(&arg) {
+            Ok(a) => a,
+            Err(e) => {
+                promise.complete(Err(TaskError::Broken(format!(
+                    "cannot send the argument: {e}"
+                ))));
+                return future;
+            }
+        };
+        let sink = Box::new(Typed {
+            promise,
+            _r: PhantomData,
+        });
+        let mut st = lock(&self.shared.state);
+        if st.shutdown {
+            drop(st);
+            sink.finish(Err(TaskError::Shutdown));
+            return future;
+        }
+        if let Some(why) = st.broken.clone() {
+            drop(st);
+            sink.finish(Err(TaskError::Broken(why)));
+            return future;
+        }
+        st.queue.push_back(Pending {
+            entry: task::entry_for::<F, A, R>().to_wire(),
+            arg,
+            timeout: options.timeout.or(self.timeout),
+            sink,
+            started: false,
+        });
+        drop(st);
+        self.shared.poke();
+        future
+    }
+
+    /// Stops taking tasks. With `cancel_futures`, queued tasks are cancelled
+    /// ([`TaskError::Shutdown`]); running ones finish. With `wait`, returns
+    /// when every worker has exited.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        let cancelled: Vec<Pending> = {
+            let mut st = lock(&self.shared.state);
+            st.shutdown = true;
+            if cancel_futures {
+                st.queue.drain(..).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        drop(cancelled); // their futures end with Shutdown
+        self.shared.poke();
+        if wait {
+            let handle = lock(&self.manager).take();
+            if let Some(h) = handle {
+                let _ = h.join();
+            } else {
+                let st = lock(&self.shared.state);
+                let _st = self
+                    .shared
+                    .ended
+                    .wait_while(st, |s| s.running)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
+
+impl Drop for ProcessPool {
+    /// Shuts down and waits: queued tasks run, workers exit, none is left.
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}

@@ -1,0 +1,244 @@
+//! The process pool: results, panics, workers that die (abort, exit, a
+//! SIGKILL every few milliseconds under load), timeouts, cancellation,
+//! recycling, shutdown — and no zombie or descriptor left behind.
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use multiproc::executor::{ProcessPool, TaskOptions};
+use multiproc::futures::{TaskError, as_completed};
+use multiproc::process::ExitStatus;
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[test]
+fn results_of_fn_items_and_closures() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let futures: Vec<_> = (0..500u64).map(|x| pool.submit(square, x)).collect();
+    let words = pool.submit(
+        |w: Vec<String>| w.join(" "),
+        vec!["no".into(), "pickle".into()],
+    );
+    for (x, f) in futures.iter().enumerate() {
+        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+    }
+    assert_eq!(words.result(), Ok("no pickle".to_string()));
+    // The same futures as the thread pool's: as_completed works.
+    let fs: Vec<_> = (0..20u64).map(|x| pool.submit(square, x)).collect();
+    let sum: u64 = as_completed(fs).map(|f| f.result().unwrap()).sum();
+    assert_eq!(sum, (0..20u64).map(square).sum::<u64>());
+}
+
+#[test]
+fn a_panic_fails_its_task_and_the_worker_lives() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1).unwrap();
+    let before = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    let r = pool
+        .submit(
+            |n: u32| -> u32 {
+                assert!(n < 10, "{n} is too many");
+                n
+            },
+            12,
+        )
+        .result();
+    match r {
+        Err(TaskError::Panicked { message, .. }) => assert_eq!(message, "12 is too many"),
+        other => panic!("{other:?}"),
+    }
+    let after = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    assert_eq!(before, after, "the worker was replaced after a mere panic");
+}
+
+#[test]
+fn a_dying_worker_fails_only_its_task() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let futures: Vec<_> = (0..200u32)
+        .map(|i| {
+            pool.submit(
+                |i: u32| -> u32 {
+                    match i % 50 {
+                        7 => std::process::abort(),
+                        8 => std::process::exit(3),
+                        _ => i,
+                    }
+                },
+                i,
+            )
+        })
+        .collect();
+    for (i, f) in futures.iter().enumerate() {
+        match (i % 50, f.result()) {
+            (7, Err(TaskError::WorkerDied { status })) => {
+                assert_eq!(status, ExitStatus::Signal(6))
+            }
+            (8, Err(TaskError::WorkerDied { status })) => {
+                assert_eq!(status, ExitStatus::Code(3))
+            }
+            (7 | 8, other) => panic!("task {i}: {other:?}"),
+            (_, r) => assert_eq!(r, Ok(i as u32), "innocent task {i}"),
+        }
+    }
+}
+
+#[test]
+fn workers_killed_at_random_under_load() {
+    let _c = common::clean();
+    // Children from before the pool (the fork server) are not its workers.
+    let before: HashSet<u32> = common::children().into_iter().map(|(p, _)| p).collect();
+    const TASKS: u64 = 10_000;
+    let pool = ProcessPool::new(2).unwrap();
+    let futures: Vec<_> = (0..TASKS)
+        .map(|x| {
+            pool.submit(
+                |x: u64| {
+                    std::thread::sleep(Duration::from_micros(20));
+                    (std::process::id(), x * x)
+                },
+                x,
+            )
+        })
+        .collect();
+    let me = std::process::id();
+    let mut kills = 0;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(me);
+    while !futures.last().unwrap().done() {
+        std::thread::sleep(Duration::from_millis(3));
+        let workers: Vec<u32> = common::children()
+            .into_iter()
+            .filter(|(pid, zombie)| !zombie && !before.contains(pid))
+            .map(|(pid, _)| pid)
+            .collect();
+        if workers.is_empty() {
+            continue;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let victim = workers[(rng % workers.len() as u64) as usize];
+        let pid = rustix::process::Pid::from_raw(victim as i32).unwrap();
+        if rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok() {
+            kills += 1;
+        }
+    }
+    let mut died = 0;
+    for (x, f) in futures.iter().enumerate() {
+        match f.result() {
+            Ok((pid, v)) => {
+                assert_eq!(v, x as u64 * x as u64);
+                assert_ne!(pid, me);
+            }
+            Err(TaskError::WorkerDied { status }) => {
+                assert_eq!(status, ExitStatus::Signal(9));
+                died += 1;
+            }
+            Err(e) => panic!("task {x}: {e}"),
+        }
+    }
+    assert!(kills > 0, "no worker was killed: the test tested nothing");
+    assert!(died <= kills, "{died} tasks failed with only {kills} kills");
+    eprintln!(
+        "{kills} kills, {died} tasks lost with their worker, {} completed",
+        TASKS - died
+    );
+}
+
+#[test]
+fn a_task_past_its_timeout_is_killed() {
+    let _c = common::clean();
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let stuck = pool.submit_with(
+        |()| -> u32 {
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        },
+        (),
+        TaskOptions::timeout(Duration::from_millis(100)),
+    );
+    let quick: Vec<_> = (0..50u64).map(|x| pool.submit(square, x)).collect();
+    let t = Instant::now();
+    assert_eq!(
+        stuck.result(),
+        Err(TaskError::TimedOut(Duration::from_millis(100)))
+    );
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    for (x, f) in quick.iter().enumerate() {
+        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+    }
+    assert_eq!(pool.submit(square, 9).result(), Ok(81));
+}
+
+#[test]
+fn cancel_of_a_queued_task() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1).unwrap();
+    let busy = pool.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 200);
+    let queued = pool.submit(square, 3);
+    assert!(queued.cancel());
+    assert_eq!(queued.result(), Err(TaskError::Cancelled));
+    assert_eq!(busy.result(), Ok(()));
+    assert_eq!(pool.submit(square, 4).result(), Ok(16));
+}
+
+#[test]
+fn workers_are_recycled_after_max_tasks() {
+    let _c = common::clean();
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_tasks_per_child(3)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..30)
+        .map(|_| pool.submit(|()| std::process::id(), ()))
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|f| f.result().unwrap())
+        .collect();
+    let distinct: HashSet<_> = pids.iter().collect();
+    assert_eq!(distinct.len(), 10, "{pids:?}");
+    for chunk in pids.chunks(3) {
+        assert!(chunk.iter().all(|p| *p == chunk[0]), "{pids:?}");
+    }
+}
+
+#[test]
+fn shutdown_with_and_without_cancel() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1).unwrap();
+    let running = pool.submit(
+        |ms: u64| {
+            std::thread::sleep(Duration::from_millis(ms));
+            ms
+        },
+        100,
+    );
+    let queued: Vec<_> = (0..5u64).map(|x| pool.submit(square, x)).collect();
+    while !running.running() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    pool.shutdown(true, true);
+    assert_eq!(running.result(), Ok(100), "a running task finishes");
+    for f in &queued {
+        let r = f.result();
+        assert!(r == Err(TaskError::Shutdown) || r.is_ok(), "queued: {r:?}");
+    }
+    assert_eq!(pool.submit(square, 2).result(), Err(TaskError::Shutdown));
+
+    // Without cancel, the queue drains before the workers exit.
+    let pool = ProcessPool::new(2).unwrap();
+    let fs: Vec<_> = (0..40u64).map(|x| pool.submit(square, x)).collect();
+    drop(pool);
+    for (x, f) in fs.iter().enumerate() {
+        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+    }
+}
