@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use multiproc::executor::ThreadPool;
+use multiproc::executor::{ProcessPool, ThreadPool};
 use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
@@ -414,6 +414,62 @@ fn futex_unlock(w: &AtomicU32) {
     }
 }
 
+/// A process pool of 2 workers, already started: submit `x * x` `n` times,
+/// then wait for every result and sum them.
+fn process_pool_task(n: usize) {
+    let pool = ProcessPool::new(2).unwrap();
+    let run = |m: u64| -> u64 {
+        let futures: Vec<_> = (0..m).map(|x| pool.submit(|x: u64| x * x, x)).collect();
+        futures.iter().map(|f| f.result().unwrap()).sum()
+    };
+    run(100); // warm-up: the workers are started
+    let t = Instant::now();
+    let sum = run(n as u64);
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    assert_eq!(sum, (0..n as u64).map(|x| x * x).sum());
+    emit(
+        "process_pool_task",
+        us,
+        "us/task",
+        "multiproc",
+        &[("workers", "2".into())],
+    );
+}
+
+/// A pool of 2 workers runs 1,000 tasks; every 100th aborts its worker.
+fn pool_crash_recovery(n: usize) {
+    let pool = ProcessPool::new(2).unwrap();
+    pool.submit(|()| (), ()).result().unwrap(); // the workers are started
+    let t = Instant::now();
+    let futures: Vec<_> = (0..n as u64)
+        .map(|i| {
+            pool.submit(
+                |i: u64| {
+                    if i % 100 == 99 {
+                        std::process::abort();
+                    }
+                    i * i
+                },
+                i,
+            )
+        })
+        .collect();
+    let (mut completed, mut innocent_lost) = (0, 0);
+    for (i, f) in futures.iter().enumerate() {
+        match f.result() {
+            Ok(_) => completed += 1,
+            Err(_) if i % 100 == 99 => {}
+            Err(_) => innocent_lost += 1,
+        }
+    }
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let extra = [
+        ("completed", completed.to_string()),
+        ("innocent_lost", innocent_lost.to_string()),
+    ];
+    emit("pool_crash_recovery", ms, "ms", "multiproc", &extra);
+}
+
 fn main() {
     if std::env::var_os(RAW_CHILD).is_some() {
         return; // the raw re-exec baseline's child: start, then exit
@@ -435,6 +491,12 @@ fn main() {
     }
     if want("thread_pool_task") {
         thread_pool_task(100_000 / k);
+    }
+    if want("process_pool_task") {
+        process_pool_task(20_000 / k);
+    }
+    if want("pool_crash_recovery") {
+        pool_crash_recovery(1_000);
     }
     if want("thread_queue") {
         thread_queue(500_000 / k);
