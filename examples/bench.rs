@@ -436,6 +436,25 @@ fn process_pool_task(n: usize) {
     );
 }
 
+/// A process pool `map` of `x * x` over `0..n` in chunks of 1,000, results
+/// summed in order.
+fn process_pool_map(n: usize) {
+    let pool = ProcessPool::new(2).unwrap();
+    pool.submit(|()| (), ()).result().unwrap(); // the workers are started
+    let t = Instant::now();
+    let sum: u64 = pool
+        .map(|x: u64| x * x, 0..n as u64, 1_000)
+        .map(Result::unwrap)
+        .sum();
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    assert_eq!(sum, (0..n as u64).map(|x| x * x).sum());
+    let extra = [
+        ("workers", "2".to_string()),
+        ("chunksize", "1000".to_string()),
+    ];
+    emit("process_pool_map", us, "us/item", "multiproc", &extra);
+}
+
 /// A pool of 2 workers runs 1,000 tasks; every 100th aborts its worker.
 fn pool_crash_recovery(n: usize) {
     let pool = ProcessPool::new(2).unwrap();
@@ -494,6 +513,9 @@ fn main() {
     }
     if want("process_pool_task") {
         process_pool_task(20_000 / k);
+    }
+    if want("process_pool_map") {
+        process_pool_map(1_000_000 / k);
     }
     if want("pool_crash_recovery") {
         pool_crash_recovery(1_000);

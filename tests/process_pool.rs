@@ -242,3 +242,40 @@ fn shutdown_with_and_without_cancel() {
         assert_eq!(f.result(), Ok(x as u64 * x as u64));
     }
 }
+
+#[test]
+fn map_in_chunks_is_ordered_lazy_and_fails_per_chunk() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let squares: Vec<u64> = pool
+        .map(square, 0..10_000u64, 97)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(squares, (0..10_000u64).map(square).collect::<Vec<_>>());
+    // An endless iterator: only what is consumed (and a few chunks ahead) runs.
+    let first: Vec<u64> = pool
+        .map(square, 0u64.., 10)
+        .take(25)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, (0..25u64).map(square).collect::<Vec<_>>());
+    // A chunk that panics: its items get the error, the others their values.
+    let results: Vec<_> = pool
+        .map(
+            |x: u32| -> u32 {
+                assert!(x != 13, "unlucky");
+                x
+            },
+            0..30u32,
+            5,
+        )
+        .collect();
+    for (x, r) in results.iter().enumerate() {
+        if (10..15).contains(&x) {
+            assert!(matches!(r, Err(TaskError::Panicked { .. })), "{x}: {r:?}");
+        } else {
+            assert_eq!(r, &Ok(x as u32));
+        }
+    }
+    assert_eq!(pool.map(square, Vec::<u64>::new(), 4).count(), 0);
+}

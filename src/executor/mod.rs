@@ -8,5 +8,5 @@
 mod process_pool;
 mod thread_pool;
 
-pub use process_pool::{Builder as ProcessPoolBuilder, ProcessPool, TaskOptions};
+pub use process_pool::{Builder as ProcessPoolBuilder, ProcessMap, ProcessPool, TaskOptions};
 pub use thread_pool::{Builder as ThreadPoolBuilder, Map, ThreadPool};

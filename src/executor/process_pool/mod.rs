@@ -2,7 +2,10 @@
 //! a worker that dies fails only the task it was running.
 
 mod manager;
+mod map;
 mod task;
+
+pub use map::ProcessMap;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -108,6 +111,7 @@ impl Builder {
             wake,
             ended: Condvar::new(),
         });
+        let workers = self.workers;
         let cfg = Config {
             workers: self.workers,
             method: self.method,
@@ -122,6 +126,7 @@ impl Builder {
         };
         Ok(ProcessPool {
             shared,
+            workers,
             manager: Mutex::new(Some(manager)),
             timeout: self.timeout,
         })
@@ -170,6 +175,7 @@ impl Builder {
 /// one worker dies, has no per-task timeout, and refuses lambdas.
 pub struct ProcessPool {
     shared: Arc<Shared>,
+    workers: usize,
     manager: Mutex<Option<JoinHandle<()>>>,
     timeout: Option<Duration>,
 }
@@ -266,6 +272,33 @@ impl ProcessPool {
         drop(st);
         self.shared.poke();
         future
+    }
+
+    /// `f` over every item, in worker processes, in chunks of `chunksize`
+    /// items (one task each); the results in the order of the items. Lazy:
+    /// chunks are submitted as the results are consumed, a few per worker
+    /// ahead, so an endless iterator works. A chunk whose task fails (a
+    /// panic, a dead worker, a timeout) gives its error for each of its
+    /// items.
+    ///
+    /// ```
+    /// let pool = multiproc::executor::ProcessPool::new(2)?;
+    /// let squares: Vec<u64> = pool.map(|x: u64| x * x, 0..10, 3).map(Result::unwrap).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn map<'a, F, A, R>(
+        &'a self,
+        _f: F,
+        items: impl IntoIterator<Item = A, IntoIter: 'a>,
+        chunksize: usize,
+    ) -> ProcessMap<'a, A, R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessMap::new::<F>(self, items.into_iter(), chunksize)
     }
 
     /// Stops taking tasks. With `cancel_futures`, queued tasks are cancelled
