@@ -16,6 +16,9 @@ where
     F: FnOnce(A) -> R + Copy + 'static,
 {
     let f = zero_sized_fn::<F>();
+    // `F` is only `FnOnce + Copy`: the closure copies it for each call,
+    // which `map(f)` (wanting `FnMut`) cannot do.
+    #[allow(clippy::redundant_closure)]
     items.into_iter().map(|a| f(a)).collect()
 }
 
