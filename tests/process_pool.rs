@@ -279,3 +279,51 @@ fn map_in_chunks_is_ordered_lazy_and_fails_per_chunk() {
     }
     assert_eq!(pool.map(square, Vec::<u64>::new(), 4).count(), 0);
 }
+
+static CONFIG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[test]
+fn an_initializer_runs_in_every_worker() {
+    let _c = common::clean();
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .max_tasks_per_child(5)
+        .initializer(
+            |v: u64| CONFIG.store(v, std::sync::atomic::Ordering::SeqCst),
+            42,
+        )
+        .build()
+        .unwrap();
+    // Recycled workers run it too.
+    let seen: Vec<u64> = (0..30)
+        .map(|_| pool.submit(|()| CONFIG.load(std::sync::atomic::Ordering::SeqCst), ()))
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|f| f.result().unwrap())
+        .collect();
+    assert!(seen.iter().all(|v| *v == 42), "{seen:?}");
+    assert_eq!(
+        CONFIG.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "ran here"
+    );
+}
+
+#[test]
+fn an_initializer_that_always_fails_breaks_the_pool_and_says_why() {
+    let _c = common::clean();
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .initializer(|()| panic!("no database"), ())
+        .build()
+        .unwrap();
+    let f = pool.submit(square, 3);
+    match f.result() {
+        Err(TaskError::Broken(why)) => assert!(why.contains("no database"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match pool.submit(square, 4).result() {
+        Err(TaskError::Broken(why)) => assert!(why.contains("no database"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

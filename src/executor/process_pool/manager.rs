@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 
-use super::task::{self, Done, Job, Outcome};
+use super::task::{self, Done, Job, Outcome, Ready};
 use crate::blocking::lock;
 use crate::futures::TaskError;
 use crate::ipc::{self, Connection, Pipe, RecvError, Waitable};
@@ -60,6 +60,8 @@ pub(crate) struct Config {
     pub(crate) method: StartMethod,
     pub(crate) name: String,
     pub(crate) max_tasks_per_child: Option<usize>,
+    /// The initializer: its entry and encoded argument.
+    pub(crate) init: Option<(i64, Vec<u8>)>,
 }
 
 struct Busy {
@@ -86,12 +88,30 @@ fn start_worker(cfg: &Config, n: usize) -> Result<Worker, String> {
     let mut last = String::new();
     for _ in 0..START_ATTEMPTS {
         let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
-        match Process::builder()
+        let mut process = match Process::builder()
             .start_method(cfg.method)
             .name(format!("{}-{n}", cfg.name))
             .start(task::worker_main, theirs)
         {
-            Ok(process) => {
+            Ok(p) => p,
+            Err(e) => {
+                last = format!("cannot start a worker process: {e}");
+                continue;
+            }
+        };
+        let init = cfg.init.as_ref().map(|(entry, arg)| Job {
+            id: 0,
+            image: ImageId::current(),
+            entry: *entry,
+            arg: ByteBuf::from(arg.clone()),
+        });
+        // The worker runs its initializer before it says it is ready.
+        let ready = ours
+            .send(&init)
+            .map_err(|e| e.to_string())
+            .and_then(|()| ours.recv::<Ready>().map_err(|e| e.to_string()));
+        match ready {
+            Ok(Ready(None)) => {
                 return Ok(Worker {
                     process,
                     conn: ours,
@@ -101,10 +121,17 @@ fn start_worker(cfg: &Config, n: usize) -> Result<Worker, String> {
                     retiring: false,
                 });
             }
-            Err(e) => last = e.to_string(),
+            Ok(Ready(Some(why))) => last = why,
+            Err(e) => {
+                let _ = process.kill();
+                let status = process.join().err().map(|e| e.to_string()).unwrap_or(e);
+                last = format!("a worker died while starting: {status}");
+            }
         }
+        drop(ours);
+        let _ = process.join();
     }
-    Err(format!("cannot start a worker process: {last}"))
+    Err(last)
 }
 
 /// The manager's loop; returns when the pool is shut down and drained.

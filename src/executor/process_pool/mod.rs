@@ -53,6 +53,7 @@ pub struct Builder {
     name: String,
     max_tasks_per_child: Option<usize>,
     timeout: Option<Duration>,
+    init: Option<Result<(i64, Vec<u8>), String>>,
 }
 
 impl Default for Builder {
@@ -71,6 +72,7 @@ impl Builder {
             name: "ProcessPoolWorker".into(),
             max_tasks_per_child: None,
             timeout: None,
+            init: None,
         }
     }
 
@@ -92,6 +94,23 @@ impl Builder {
         self
     }
 
+    /// Runs `f(arg)` once in every worker before its first task (say, to
+    /// open a database or load a model). A worker whose initializer panics
+    /// is not used; when three starts in a row fail, the pool is broken and
+    /// every task fails with [`TaskError::Broken`] saying why.
+    pub fn initializer<F, A>(mut self, _f: F, arg: A) -> Builder
+    where
+        F: FnOnce(A) + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned,
+    {
+        self.init = Some(
+            task::encode_plain(&arg)
+                .map(|bytes| (task::entry_for::<F, A, ()>().to_wire(), bytes))
+                .map_err(|e| e.to_string()),
+        );
+        self
+    }
+
     /// The timeout of every task that does not set its own.
     pub fn timeout(mut self, timeout: Duration) -> Builder {
         self.timeout = Some(timeout);
@@ -100,6 +119,16 @@ impl Builder {
 
     /// Starts the pool (its workers start in the background).
     pub fn build(self) -> io::Result<ProcessPool> {
+        let init = match self.init {
+            None => None,
+            Some(Ok(init)) => Some(init),
+            Some(Err(why)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot send the initializer's argument: {why}"),
+                ));
+            }
+        };
         let (wake, wake_rx) = Pipe::duplex()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -117,6 +146,7 @@ impl Builder {
             method: self.method,
             name: self.name,
             max_tasks_per_child: self.max_tasks_per_child,
+            init,
         };
         let manager = {
             let shared = shared.clone();

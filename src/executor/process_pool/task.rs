@@ -98,32 +98,56 @@ where
     0
 }
 
-/// A worker process: runs jobs until the parent closes the connection.
+/// The worker's first message: ready, or why its initializer failed.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Ready(pub(crate) Option<String>);
+
+fn run(job: Job) -> Outcome {
+    match TaskEntry::from_wire(&job.image, job.entry) {
+        None => Outcome::Failed("the worker is not running the same executable as the pool".into()),
+        Some(entry) => {
+            let out = Rc::new(RefCell::new(None));
+            entry.call(TaskCall {
+                arg: job.arg.into_vec(),
+                out: out.clone(),
+            });
+            out.take()
+                .unwrap_or_else(|| Outcome::Failed("the task left no outcome".into()))
+        }
+    }
+}
+
+/// A worker process: runs the initializer (the first message, if any), says
+/// whether it is ready, then runs jobs until the parent closes the
+/// connection.
 pub(crate) fn worker_main(conn: Connection) {
+    let init: Option<Job> = match conn.recv() {
+        Ok(i) => i,
+        Err(_) => return,
+    };
+    let ready = match init.map(run) {
+        None | Some(Outcome::Returned(_)) => Ready(None),
+        Some(Outcome::Panicked { message, location }) => Ready(Some(format!(
+            "the initializer panicked{}: {message}",
+            location.map(|l| format!(" at {l}")).unwrap_or_default()
+        ))),
+        Some(Outcome::Failed(why)) => Ready(Some(format!("the initializer failed: {why}"))),
+    };
+    let failed = ready.0.is_some();
+    if conn.send(&ready).is_err() || failed {
+        return;
+    }
     loop {
         let job: Job = match conn.recv() {
             Ok(j) => j,
             Err(RecvError::Closed) => return,
             Err(e) => panic!("the pool's connection broke: {e}"),
         };
-        let outcome = match TaskEntry::from_wire(&job.image, job.entry) {
-            None => {
-                Outcome::Failed("the worker is not running the same executable as the pool".into())
-            }
-            Some(entry) => {
-                let out = Rc::new(RefCell::new(None));
-                entry.call(TaskCall {
-                    arg: job.arg.into_vec(),
-                    out: out.clone(),
-                });
-                out.take()
-                    .unwrap_or_else(|| Outcome::Failed("the task left no outcome".into()))
-            }
-        };
+        let id = job.id;
         if conn
             .send(&Done {
-                id: job.id,
-                outcome,
+                id,
+                outcome: run(job),
             })
             .is_err()
         {
