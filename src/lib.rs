@@ -111,7 +111,7 @@
 //! | [`shared`] | [`Value`](shared::Value), [`Array`](shared::Array), [`Atomic`](shared::Atomic), named [`SharedMemory`](shared::SharedMemory) |
 //! | [`process`] | [`Process`](process::Process), start methods, [`current_process`](process::current_process) |
 //! | [`futures`] | [`Future`](futures::Future), [`wait`](futures::wait), [`as_completed`](futures::as_completed) |
-//! | [`executor`] | [`ThreadPool`](executor::ThreadPool) |
+//! | [`executor`] | [`ThreadPool`](executor::ThreadPool), [`ProcessPool`](executor::ProcessPool) (a dead worker fails only its task) |
 //! | [`queue`] | [`Queue`](queue::Queue), [`LifoQueue`](queue::LifoQueue), [`PriorityQueue`](queue::PriorityQueue), [`SimpleQueue`](queue::SimpleQueue) |
 //! | [`threading`] | [`Event`](threading::Event), [`Semaphore`](threading::Semaphore), [`Barrier`](threading::Barrier), [`Timer`](threading::Timer) — and where `std` already has the right type |
 //!

@@ -188,6 +188,15 @@ impl Builder {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// A closure that captures something cannot run in another process; it is
+/// a compile error that says to pass the data as the argument:
+///
+/// ```compile_fail
+/// let pool = multiproc::executor::ProcessPool::new(1).unwrap();
+/// let factor = 3;
+/// pool.submit(move |x: u32| x * factor, 2);
+/// ```
+///
 /// # Failures
 ///
 /// - A panic fails that task ([`TaskError::Panicked`]); the worker lives.
@@ -267,6 +276,13 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "multiproc: a closure run in another process must not capture anything; \
+                 pass the data it needs as the argument instead"
+            )
+        };
         let (promise, future) = Promise::new();
         let arg = match task::encode_plain(&arg) {
             Ok(a) => a,
