@@ -55,11 +55,13 @@ pub const MAX_PARTIES: u32 = u16::MAX as u32;
 ///
 /// A party that dies before it arrives leaves the others waiting: use
 /// [`wait_timeout`](Self::wait_timeout) where that can happen.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Barrier {
     region: Region<BarrierState>,
 }
 
-shared_handle!(Barrier, BarrierState);
+shared_handle!(Barrier);
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

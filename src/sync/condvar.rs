@@ -46,11 +46,13 @@ unsafe impl SharedSafe for CondState {}
 ///
 /// As with std's `Condvar`, wake-ups can be spurious: wait in a loop on the
 /// condition. Use one `Condvar` with one `Mutex`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Condvar {
     region: Region<CondState>,
 }
 
-shared_handle!(Condvar, CondState);
+shared_handle!(Condvar);
 
 impl fmt::Debug for Condvar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -31,11 +31,13 @@ unsafe impl SharedSafe for EventState {}
 /// assert!(p.join()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Event {
     region: Region<EventState>,
 }
 
-shared_handle!(Event, EventState);
+shared_handle!(Event);
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -185,8 +185,9 @@ impl<T: Pod> Cells<T> {
         Ok(cells)
     }
 
-    fn open(fd: OwnedFd) -> io::Result<Cells<T>> {
-        let region = Region::<LockState>::open(fd)?;
+    /// Cells over a region received from another process, if it holds as
+    /// many `T`s as its header says.
+    fn from_region(region: Region<LockState>) -> io::Result<Cells<T>> {
         let len = region.header().len.load(Ordering::Relaxed);
         let fits = usize::try_from(len)
             .ok()
@@ -247,7 +248,7 @@ impl<T: Pod> Cells<T> {
 impl<T: Pod> Clone for Cells<T> {
     fn clone(&self) -> Self {
         Cells {
-            region: self.region.try_clone().expect("mapping a segment again"),
+            region: self.region.clone(),
             len: self.len,
             _data: PhantomData,
         }
@@ -262,14 +263,13 @@ impl<T: Pod> AsFd for Cells<T> {
 
 impl<T: Pod> Serialize for Cells<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::codec::handles::serialize_fd(self.region.as_fd(), s)
+        self.region.serialize(s)
     }
 }
 
 impl<'de, T: Pod> Deserialize<'de> for Cells<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let fd: OwnedFd = crate::codec::handles::deserialize_fd(d)?;
-        Cells::open(fd).map_err(serde::de::Error::custom)
+        Cells::from_region(Region::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,6 +5,8 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::os::shm::Segment;
 
 /// A type that may live in memory shared with other processes.
@@ -96,14 +98,6 @@ impl<H: SharedSafe> Region<H> {
         Ok(region)
     }
 
-    /// Another mapping of the same region.
-    pub(crate) fn try_clone(&self) -> io::Result<Region<H>> {
-        Ok(Region {
-            seg: self.seg.try_clone()?,
-            _header: PhantomData,
-        })
-    }
-
     fn preamble(&self) -> &Preamble {
         // SAFETY: the segment is at least `header_end` ≥ 128 bytes, page
         // aligned, lives as long as `self`, and `Preamble` is two atomics
@@ -144,39 +138,40 @@ fn malformed(why: &str) -> io::Error {
     )
 }
 
-/// A public handle that is one [`Region`] of `$state`: `Clone` (another
-/// mapping), `AsFd`, and `Serialize`/`Deserialize` as its descriptor.
-macro_rules! shared_handle {
-    ($handle:ident, $state:ty) => {
-        impl Clone for $handle {
-            /// Another handle to the same shared object.
-            fn clone(&self) -> Self {
-                $handle {
-                    region: self.region.try_clone().expect("mapping a segment again"),
-                }
-            }
+impl<H: SharedSafe> Clone for Region<H> {
+    /// Another mapping of the same region.
+    fn clone(&self) -> Self {
+        Region {
+            seg: self.seg.try_clone().expect("mapping a segment again"),
+            _header: PhantomData,
         }
+    }
+}
 
+/// A region travels as its descriptor (see [`codec::handles`]); the
+/// receiving side maps it and checks it was made for `H`.
+///
+/// [`codec::handles`]: crate::codec::handles
+impl<H: SharedSafe> Serialize for Region<H> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::codec::handles::serialize_fd(self.seg.as_fd(), s)
+    }
+}
+
+impl<'de, H: SharedSafe> Deserialize<'de> for Region<H> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let fd = crate::codec::handles::deserialize_fd(d)?;
+        Region::open(fd).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `AsFd` for a public handle that is one `region` (its `Clone`, `Serialize`
+/// and `Deserialize` derive from the region's).
+macro_rules! shared_handle {
+    ($handle:ident) => {
         impl std::os::fd::AsFd for $handle {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
                 self.region.as_fd()
-            }
-        }
-
-        impl serde::Serialize for $handle {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                use std::os::fd::AsFd;
-                $crate::codec::handles::serialize_fd(self.region.as_fd(), s)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $handle {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let fd = $crate::codec::handles::deserialize_fd(d)?;
-                Ok($handle {
-                    region: $crate::sync::region::Region::<$state>::open(fd)
-                        .map_err(serde::de::Error::custom)?,
-                })
             }
         }
     };

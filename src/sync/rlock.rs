@@ -60,11 +60,13 @@ fn thread_token() -> u64 {
 ///     s.spawn(move || drop(g)); // RLockGuard is not Send
 /// });
 /// ```
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct RLock {
     region: Region<RLockState>,
 }
 
-shared_handle!(RLock, RLockState);
+shared_handle!(RLock);
 
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -52,11 +52,13 @@ pub struct OverRelease {
 /// `release`, its unit is gone (as in Python and POSIX). Where that matters,
 /// release in a guard that the process cannot skip, or use a
 /// [`Mutex`](super::Mutex), whose holder's death is detected.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Semaphore {
     region: Region<SemaphoreState>,
 }
 
-shared_handle!(Semaphore, SemaphoreState);
+shared_handle!(Semaphore);
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -341,11 +341,7 @@ impl<T: DeserializeOwned> Queue<T> {
 impl<T> Clone for Queue<T> {
     /// Another handle to the same queue.
     fn clone(&self) -> Self {
-        let region = self
-            .ring
-            .region()
-            .try_clone()
-            .expect("mapping a segment again");
+        let region = self.ring.region().clone();
         let mut q = Queue::from_ring(Ring::from_region(region).expect("a valid ring"));
         q.max_message = self.max_message;
         q
@@ -360,15 +356,13 @@ impl<T> AsFd for Queue<T> {
 
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        codec::handles::serialize_fd(self.ring.region().as_fd(), s)
+        self.ring.region().serialize(s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let fd: OwnedFd = codec::handles::deserialize_fd(d)?;
-        let region = Region::open(fd).map_err(serde::de::Error::custom)?;
-        let ring = Ring::from_region(region).map_err(serde::de::Error::custom)?;
+        let ring = Ring::from_region(Region::deserialize(d)?).map_err(serde::de::Error::custom)?;
         Ok(Queue::from_ring(ring))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::ops::Deref;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -90,7 +90,7 @@ impl<A: SharedAtomic> Deref for Atomic<A> {
 impl<A: SharedAtomic> Clone for Atomic<A> {
     fn clone(&self) -> Self {
         Atomic {
-            region: self.region.try_clone().expect("mapping a segment again"),
+            region: self.region.clone(),
         }
     }
 }
@@ -103,15 +103,14 @@ impl<A: SharedAtomic> AsFd for Atomic<A> {
 
 impl<A: SharedAtomic> Serialize for Atomic<A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::codec::handles::serialize_fd(self.region.as_fd(), s)
+        self.region.serialize(s)
     }
 }
 
 impl<'de, A: SharedAtomic> Deserialize<'de> for Atomic<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let fd: OwnedFd = crate::codec::handles::deserialize_fd(d)?;
         Ok(Atomic {
-            region: Region::open(fd).map_err(serde::de::Error::custom)?,
+            region: Region::deserialize(d)?,
         })
     }
 }
