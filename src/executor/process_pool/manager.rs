@@ -12,7 +12,7 @@ use crate::blocking::lock;
 use crate::futures::TaskError;
 use crate::ipc::{self, Connection, Pipe, RecvError, Waitable};
 use crate::os::image::ImageId;
-use crate::process::{Process, StartMethod};
+use crate::process::{ExitStatus, Process, StartMethod};
 
 /// A submitted task on the parent's side: its job and its future's end.
 pub(crate) struct Pending {
@@ -81,57 +81,76 @@ struct Worker {
     retiring: bool,
 }
 
-/// Starting fails this many times in a row: the pool is broken.
-const START_ATTEMPTS: usize = 3;
+/// A worker fails to start this many times in a row on its own (the
+/// initializer panicked, the worker aborted or exited, no process could be
+/// started): the pool is broken.
+const START_FAILURES: usize = 3;
+
+/// Workers killed by SIGKILL while starting — by someone else, or the OOM
+/// killer — are retried this many times in a row before the pool gives up:
+/// a kill from outside says little about whether a worker can start.
+const START_KILLS: usize = 100;
 
 fn start_worker(cfg: &Config, n: usize) -> Result<Worker, String> {
-    let mut last = String::new();
-    for _ in 0..START_ATTEMPTS {
-        let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
-        let mut process = match Process::builder()
-            .start_method(cfg.method)
-            .name(format!("{}-{n}", cfg.name))
-            .start(task::worker_main, theirs)
-        {
-            Ok(p) => p,
-            Err(e) => {
-                last = format!("cannot start a worker process: {e}");
-                continue;
+    let (mut failures, mut kills) = (0, 0);
+    loop {
+        let why = match try_start(cfg, n) {
+            Ok(w) => return Ok(w),
+            Err((why, Some(ExitStatus::Signal(9)))) => {
+                kills += 1;
+                why
+            }
+            Err((why, _)) => {
+                failures += 1;
+                why
             }
         };
-        let init = cfg.init.as_ref().map(|(entry, arg)| Job {
-            id: 0,
-            image: ImageId::current(),
-            entry: *entry,
-            arg: ByteBuf::from(arg.clone()),
-        });
-        // The worker runs its initializer before it says it is ready.
-        let ready = ours
-            .send(&init)
-            .map_err(|e| e.to_string())
-            .and_then(|()| ours.recv::<Ready>().map_err(|e| e.to_string()));
-        match ready {
-            Ok(Ready(None)) => {
-                return Ok(Worker {
-                    process,
-                    conn: ours,
-                    busy: None,
-                    done: 0,
-                    killed_for: None,
-                    retiring: false,
-                });
-            }
-            Ok(Ready(Some(why))) => last = why,
-            Err(e) => {
-                let _ = process.kill();
-                let status = process.join().err().map(|e| e.to_string()).unwrap_or(e);
-                last = format!("a worker died while starting: {status}");
-            }
+        if failures >= START_FAILURES || kills >= START_KILLS {
+            return Err(why);
         }
-        drop(ours);
-        let _ = process.join();
     }
-    Err(last)
+}
+
+/// One start: the worker, or why not and how the worker ended (if it did).
+fn try_start(cfg: &Config, n: usize) -> Result<Worker, (String, Option<ExitStatus>)> {
+    let (ours, theirs) = Pipe::duplex().map_err(|e| (e.to_string(), None))?;
+    let mut process = Process::builder()
+        .start_method(cfg.method)
+        .name(format!("{}-{n}", cfg.name))
+        .start(task::worker_main, theirs)
+        .map_err(|e| (format!("cannot start a worker process: {e}"), None))?;
+    let init = cfg.init.as_ref().map(|(entry, arg)| Job {
+        id: 0,
+        image: ImageId::current(),
+        entry: *entry,
+        arg: ByteBuf::from(arg.clone()),
+    });
+    // The worker runs its initializer before it says it is ready.
+    let ready = ours
+        .send(&init)
+        .map_err(|e| e.to_string())
+        .and_then(|()| ours.recv::<Ready>().map_err(|e| e.to_string()));
+    let why = match ready {
+        Ok(Ready(None)) => {
+            return Ok(Worker {
+                process,
+                conn: ours,
+                busy: None,
+                done: 0,
+                killed_for: None,
+                retiring: false,
+            });
+        }
+        Ok(Ready(Some(why))) => why,
+        Err(e) => {
+            let _ = process.kill();
+            let ended = process.join().err().map(|e| e.to_string()).unwrap_or(e);
+            format!("a worker died while starting: {ended}")
+        }
+    };
+    drop(ours);
+    let _ = process.join();
+    Err((why, process.exit_status()))
 }
 
 /// The manager's loop; returns when the pool is shut down and drained.
