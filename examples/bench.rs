@@ -13,6 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use multiproc::executor::{ProcessPool, ThreadPool};
+use multiproc::futures::Future;
 use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
@@ -163,25 +164,28 @@ fn pipe_rtt(n: usize) {
     emit("pipe_rtt", us, "us", "raw", &[("size", "64".into())]);
 }
 
-/// Submits `x * x` for x in 0..n, then waits for every future and sums.
-fn thread_pool_task(n: usize) {
-    let pool = ThreadPool::new(2);
+/// Submits `x * x` for x in 0..n through `submit`, after 100 warm-up tasks
+/// (the workers are started), then waits for every future and sums; returns
+/// microseconds per task.
+fn pool_task_us(n: usize, submit: impl Fn(u64) -> Future<u64>) -> f64 {
     let run = |m: u64| -> u64 {
-        let futures: Vec<_> = (0..m).map(|x| pool.submit(move || x * x)).collect();
+        let futures: Vec<_> = (0..m).map(&submit).collect();
         futures.iter().map(|f| f.result().unwrap()).sum()
     };
-    run(100); // warm-up: the workers are started
+    run(100);
     let t = Instant::now();
     let sum = run(n as u64);
     let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     assert_eq!(sum, (0..n as u64).map(|x| x * x).sum());
-    emit(
-        "thread_pool_task",
-        us,
-        "us/task",
-        "multiproc",
-        &[("workers", "2".into())],
-    );
+    us
+}
+
+/// A thread pool of 2 workers: a trivial task per future.
+fn thread_pool_task(n: usize) {
+    let pool = ThreadPool::new(2);
+    let us = pool_task_us(n, |x| pool.submit(move || x * x));
+    let extra = [("workers", "2".to_string())];
+    emit("thread_pool_task", us, "us/task", "multiproc", &extra);
 }
 
 /// One producer thread puts 0..n into a queue bounded at 1024; the main
@@ -414,26 +418,12 @@ fn futex_unlock(w: &AtomicU32) {
     }
 }
 
-/// A process pool of 2 workers, already started: submit `x * x` `n` times,
-/// then wait for every result and sum them.
+/// The same on a process pool of 2 workers.
 fn process_pool_task(n: usize) {
     let pool = ProcessPool::new(2).unwrap();
-    let run = |m: u64| -> u64 {
-        let futures: Vec<_> = (0..m).map(|x| pool.submit(|x: u64| x * x, x)).collect();
-        futures.iter().map(|f| f.result().unwrap()).sum()
-    };
-    run(100); // warm-up: the workers are started
-    let t = Instant::now();
-    let sum = run(n as u64);
-    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-    assert_eq!(sum, (0..n as u64).map(|x| x * x).sum());
-    emit(
-        "process_pool_task",
-        us,
-        "us/task",
-        "multiproc",
-        &[("workers", "2".into())],
-    );
+    let us = pool_task_us(n, |x| pool.submit(|x: u64| x * x, x));
+    let extra = [("workers", "2".to_string())];
+    emit("process_pool_task", us, "us/task", "multiproc", &extra);
 }
 
 /// A process pool `map` of `x * x` over `0..n` in chunks of 1,000, results
