@@ -327,3 +327,149 @@ fn an_initializer_that_always_fails_breaks_the_pool_and_says_why() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A file that tasks create to say they got somewhere (a task's argument
+/// cannot hold a handle such as an `Event`).
+fn marker(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("multiproc-pool-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path.to_str().unwrap().to_string()
+}
+
+/// Waits (at most 30 s, a guard against a hang) for a marker to appear.
+fn wait_for(path: &str) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while !std::path::Path::new(path).exists() {
+        assert!(Instant::now() < end, "{path} never appeared");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Creates the marker, then sleeps until killed.
+fn start_and_hang(path: String) -> u32 {
+    std::fs::write(&path, b"started").unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Runs until the marker exists.
+fn wait_for_marker(path: String) -> u32 {
+    while !std::path::Path::new(&path).exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::process::id()
+}
+
+#[test]
+fn cancel_of_a_running_task_kills_its_worker() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1).unwrap();
+    let first = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    let started = marker("cancel-running");
+    let hung = pool.submit(start_and_hang, started.clone());
+    let behind: Vec<_> = (0..5u64).map(|x| pool.submit(square, x)).collect();
+    wait_for(&started);
+    assert!(hung.running());
+    assert!(hung.cancel(), "Python cannot do this");
+    assert_eq!(hung.result(), Err(TaskError::Cancelled));
+    assert!(hung.cancelled());
+    // The tasks queued behind it run on the worker that replaced it.
+    for (x, f) in behind.iter().enumerate() {
+        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+    }
+    let second = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    assert_ne!(first, second, "the hung worker was not killed");
+    std::fs::remove_file(&started).unwrap();
+}
+
+#[test]
+fn cancel_of_a_task_handed_to_a_worker_but_not_started() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1).unwrap();
+    let release = marker("release");
+    let ran = marker("ran");
+    let busy = pool.submit(wait_for_marker, release.clone());
+    // Handed to the same worker in the same batch, behind the busy task.
+    let waiting = pool.submit(
+        |path: String| std::fs::write(path, b"it ran").is_ok(),
+        ran.clone(),
+    );
+    let after = pool.submit(|()| std::process::id(), ());
+    assert!(waiting.cancel());
+    std::fs::write(&release, b"go").unwrap();
+    let worker = busy.result().unwrap();
+    assert_eq!(waiting.result(), Err(TaskError::Cancelled));
+    // Same worker, not killed; and the cancelled task never ran before the
+    // one behind it.
+    assert_eq!(after.result(), Ok(worker));
+    assert!(!std::path::Path::new(&ran).exists(), "a cancelled task ran");
+    std::fs::remove_file(&release).unwrap();
+}
+
+#[test]
+fn short_tasks_do_not_wait_behind_a_long_one() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let release = marker("long");
+    // The long task and the short ones are handed out together; the short
+    // ones handed to the long task's worker move to the other one. Were
+    // any stuck behind it, this would wait for ever (the guard fails it).
+    let long = pool.submit(wait_for_marker, release.clone());
+    let short: Vec<_> = (0..40u64).map(|x| pool.submit(square, x)).collect();
+    for (x, f) in short.iter().enumerate() {
+        assert_eq!(
+            f.result_timeout(Duration::from_secs(30)),
+            Ok(x as u64 * x as u64)
+        );
+    }
+    assert!(!long.done());
+    std::fs::write(&release, b"go").unwrap();
+    assert!(long.result().is_ok());
+    std::fs::remove_file(&release).unwrap();
+}
+
+#[test]
+fn a_worker_over_its_memory_cap_is_recycled_after_its_task() {
+    let _c = common::clean();
+    const MIB: usize = 1 << 20;
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_memory(64 * MIB as u64)
+        .build()
+        .unwrap();
+    let grow = |mib: usize| -> u32 {
+        // A leak: 128 MiB touched and never freed.
+        let block = vec![1u8; mib * MIB];
+        std::hint::black_box(&block);
+        std::mem::forget(block);
+        std::process::id()
+    };
+    let small = pool.submit(grow, 1).result().unwrap();
+    let again = pool.submit(grow, 1).result().unwrap();
+    assert_eq!(small, again, "a worker under its cap was replaced");
+    let big = pool.submit(grow, 128);
+    let next = pool.submit(|()| std::process::id(), ());
+    let big = big.result().unwrap();
+    assert_eq!(big, small, "the task itself is not interrupted");
+    assert_ne!(next.result().unwrap(), big, "the bloated worker lives on");
+}
+
+#[test]
+fn timed_and_untimed_tasks_mixed_under_load() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let futures: Vec<_> = (0..600u64)
+        .map(|x| {
+            let options = if x % 7 == 0 {
+                TaskOptions::timeout(Duration::from_secs(60))
+            } else {
+                TaskOptions::default()
+            };
+            pool.submit_with(square, x, options)
+        })
+        .collect();
+    for (x, f) in futures.iter().enumerate() {
+        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+    }
+}

@@ -85,9 +85,16 @@ impl<T> Future<T> {
         st.is_done().then(|| Shared::take(&mut st))
     }
 
-    /// Cancels the task if it has not started: true if it is (now)
-    /// cancelled, false if it is running or done. A cancelled task never runs
-    /// and its future fails with [`TaskError::Cancelled`].
+    /// Cancels the task: true if it is (now) cancelled, false if it is done,
+    /// or running where it cannot be stopped. A task that has not started
+    /// never runs; its future fails with [`TaskError::Cancelled`].
+    ///
+    /// A task already running on a
+    /// [`ProcessPool`](crate::executor::ProcessPool) is stopped: its worker
+    /// is killed and replaced, the other tasks run on (Python's `cancel`
+    /// gives up on a running task). A thread cannot be killed, so on a
+    /// [`ThreadPool`](crate::executor::ThreadPool) a running task is not
+    /// cancelled.
     pub fn cancel(&self) -> bool {
         self.shared.cancel()
     }

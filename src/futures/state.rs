@@ -16,6 +16,10 @@ use crate::panic::{self, Report};
 /// A callback run once the future is done.
 pub(crate) type Callback<T> = Box<dyn FnOnce(Result<&T, &TaskError>) + Send>;
 
+/// How an executor stops a task that is already running when its future is
+/// cancelled (a process pool kills the worker).
+pub(crate) type Stopper = Box<dyn FnOnce() + Send>;
+
 pub(crate) enum Phase<T> {
     Pending,
     Running,
@@ -61,6 +65,8 @@ pub(crate) struct State<T> {
     callbacks: Vec<Callback<T>>,
     waker: Option<Waker>,
     waiters: Vec<(Arc<Waiter>, usize)>,
+    /// Set while running on an executor that can stop the task.
+    stopper: Option<Stopper>,
 }
 
 pub(crate) struct Shared<T> {
@@ -77,6 +83,7 @@ impl<T> Shared<T> {
                 callbacks: Vec::new(),
                 waker: None,
                 waiters: Vec::new(),
+                stopper: None,
             }),
             cond: Condvar::new(),
         })
@@ -141,12 +148,14 @@ impl<T> Shared<T> {
     fn publish<'a>(&'a self, mut st: MutexGuard<'a, State<T>>, outcome: Result<T, TaskError>) {
         let failed = is_failure(&outcome);
         st.phase = Phase::Done(outcome);
+        let stopper = st.stopper.take();
         let waker = st.waker.take();
         for (waiter, key) in st.waiters.drain(..) {
             waiter.notify(key, failed);
         }
         let blocked = st.blocked > 0;
         drop(st);
+        drop(stopper);
         if blocked {
             self.cond.notify_all();
         }
@@ -200,12 +209,22 @@ impl<T> Shared<T> {
         self.publish(st, outcome);
     }
 
-    /// Pending → Done(Cancelled). True if the future is (now) cancelled.
+    /// Pending → Done(Cancelled); Running → Done(Cancelled) too when the
+    /// executor can stop the task (its stopper then runs, in this thread).
+    /// True if the future is (now) cancelled.
     pub(crate) fn cancel(&self) -> bool {
-        let st = self.lock();
+        let mut st = self.lock();
         match st.phase {
             Phase::Pending => {
                 self.finish(st, Err(TaskError::Cancelled));
+                true
+            }
+            Phase::Running if st.stopper.is_some() => {
+                let stop = st.stopper.take();
+                self.finish(st, Err(TaskError::Cancelled));
+                if let Some(stop) = stop {
+                    stop();
+                }
                 true
             }
             Phase::Done(Err(TaskError::Cancelled)) => true,
@@ -217,12 +236,14 @@ impl<T> Shared<T> {
         matches!(self.lock().phase, Phase::Done(Err(TaskError::Cancelled)))
     }
 
-    /// Pending → Running; false if the task must not run (cancelled).
-    pub(crate) fn start(&self) -> bool {
+    /// Pending → Running; false if the task must not run (cancelled). With
+    /// a stopper, cancelling the running task calls it.
+    pub(crate) fn start(&self, stopper: Option<Stopper>) -> bool {
         let mut st = self.lock();
         match st.phase {
             Phase::Pending => {
                 st.phase = Phase::Running;
+                st.stopper = stopper;
                 true
             }
             _ => false,
@@ -286,7 +307,18 @@ impl<T> Promise<T> {
 
     /// Marks the task running; false if it was cancelled and must not run.
     pub(crate) fn start(&self) -> bool {
-        self.shared.as_ref().is_some_and(|s| s.start())
+        self.shared.as_ref().is_some_and(|s| s.start(None))
+    }
+
+    /// [`start`](Self::start), for an executor that can stop the running
+    /// task: cancelling the future then calls `stopper`.
+    pub(crate) fn start_stoppable(&self, stopper: Stopper) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.start(Some(stopper)))
+    }
+
+    /// Whether the future is done (say, cancelled) already.
+    pub(crate) fn is_done(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.lock().is_done())
     }
 
     pub(crate) fn complete(mut self, outcome: Result<T, TaskError>) {

@@ -101,6 +101,17 @@ pub(crate) fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
+/// The resident memory of process `pid`, in bytes (`/proc/PID/statm`).
+pub(crate) fn resident_bytes(pid: u32) -> io::Result<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm"))?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unreadable /proc/PID/statm"))?;
+    Ok(pages * rustix::param::page_size() as u64)
+}
+
 /// The name of the environment variable that marks a re-executed child.
 pub(crate) const MARKER: &str = "MULTIPROC_BOOTSTRAP";
 

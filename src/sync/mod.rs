@@ -18,6 +18,7 @@
 //! need no segment and no `Pod` bound.
 
 mod barrier;
+pub(crate) mod claims;
 mod condvar;
 mod event;
 pub(crate) mod mutex;

@@ -7,7 +7,6 @@ mod task;
 
 pub use map::ProcessMap;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -22,7 +21,7 @@ use manager::{Config, Pending, Shared, Sink, State};
 
 use crate::blocking::lock;
 use crate::codec;
-use crate::futures::state::Promise;
+use crate::futures::state::{Promise, Stopper};
 use crate::futures::{Future, TaskError};
 use crate::ipc::Pipe;
 use crate::process::StartMethod;
@@ -52,6 +51,7 @@ pub struct Builder {
     method: StartMethod,
     name: String,
     max_tasks_per_child: Option<usize>,
+    max_memory: Option<u64>,
     timeout: Option<Duration>,
     init: Option<Result<(i64, Vec<u8>), String>>,
 }
@@ -71,6 +71,7 @@ impl Builder {
             method: StartMethod::default(),
             name: "ProcessPoolWorker".into(),
             max_tasks_per_child: None,
+            max_memory: None,
             timeout: None,
             init: None,
         }
@@ -91,6 +92,17 @@ impl Builder {
     /// A worker is replaced by a fresh one after this many tasks (at least 1).
     pub fn max_tasks_per_child(mut self, n: usize) -> Builder {
         self.max_tasks_per_child = Some(n.max(1));
+        self
+    }
+
+    /// A worker whose resident memory (RSS) exceeds `bytes` after a task
+    /// ends and is replaced by a fresh one, like loky's and Celery's memory
+    /// limits: a task that leaks or fragments memory does not grow a worker
+    /// forever. The worker checks itself after each task; a task is never
+    /// interrupted for it (the OOM killer still may, and then only that task
+    /// fails).
+    pub fn max_memory(mut self, bytes: u64) -> Builder {
+        self.max_memory = Some(bytes);
         self
     }
 
@@ -131,12 +143,7 @@ impl Builder {
         };
         let (wake, wake_rx) = Pipe::duplex()?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                shutdown: false,
-                broken: None,
-                running: true,
-            }),
+            state: Mutex::new(State::new()),
             wake,
             ended: Condvar::new(),
         });
@@ -146,6 +153,7 @@ impl Builder {
             method: self.method,
             name: self.name,
             max_tasks_per_child: self.max_tasks_per_child,
+            max_memory: self.max_memory,
             init,
         };
         let manager = {
@@ -205,13 +213,26 @@ impl Builder {
 ///   status); the other tasks run on, a new worker takes its place.
 /// - A task past its timeout has its worker killed and replaced
 ///   ([`TaskError::TimedOut`]).
+/// - [`Future::cancel`] of a task that is running kills its worker (a
+///   new one takes its place); of one that waits, takes it back.
 /// - The pool breaks ([`TaskError::Broken`]) only when workers cannot be
 ///   started at all.
+///
+/// # How tasks travel
+///
+/// A manager thread hands each worker a batch of up to 16 tasks in one
+/// message and refills it at half, so a busy worker never waits for its
+/// next task; every task is claimed on a board in shared memory before it
+/// runs, so the pool always knows which one a dead worker was running, can
+/// take back the ones it never started (and give them to a worker that ran
+/// dry), and cancel exactly one. A task with a timeout goes to an idle
+/// worker alone: its clock starts when it is sent.
 ///
 /// # Differences from Python
 ///
 /// Python's pool turns every pending future into `BrokenProcessPool` when
-/// one worker dies, has no per-task timeout, and refuses lambdas.
+/// one worker dies, has no per-task timeout, cannot cancel a running task,
+/// and refuses lambdas.
 pub struct ProcessPool {
     shared: Arc<Shared>,
     workers: usize,
@@ -235,8 +256,12 @@ struct Typed<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
-    fn start(&self) -> bool {
-        self.promise.start()
+    fn start(&self, stopper: Stopper) -> bool {
+        self.promise.start_stoppable(stopper)
+    }
+
+    fn is_done(&self) -> bool {
+        self.promise.is_done()
     }
 
     fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
@@ -308,15 +333,21 @@ impl ProcessPool {
             sink.finish(Err(TaskError::Broken(why)));
             return future;
         }
+        let id = st.next_id;
+        st.next_id += 1;
         st.queue.push_back(Pending {
+            id,
             entry: task::entry_for::<F, A, R>().to_wire(),
             arg,
             timeout: options.timeout.or(self.timeout),
             sink,
             started: false,
         });
+        let wake = st.must_wake();
         drop(st);
-        self.shared.poke();
+        if wake {
+            self.shared.poke();
+        }
         future
     }
 

@@ -11,15 +11,49 @@ use serde_bytes::ByteBuf;
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
 use crate::ipc::{Connection, RecvError};
 use crate::os::image::{Entry, ImageId, zero_sized_fn};
+use crate::os::proc;
 use crate::panic::{self, PanicReport, Report};
+use crate::sync::claims::Claims;
 
-/// A task, as the parent sends it to a worker.
-#[derive(Debug, Serialize, Deserialize)]
+/// A task, as a worker receives it: its number on the worker's
+/// [`Claims`] board, its entry and its encoded argument.
+#[derive(Debug, Deserialize)]
 pub(crate) struct Job {
-    pub(crate) id: u64,
-    pub(crate) image: ImageId,
+    pub(crate) n: u64,
     pub(crate) entry: i64,
     pub(crate) arg: ByteBuf,
+}
+
+/// A [`Job`] as the pool sends it (the argument borrowed).
+#[derive(Debug, Serialize)]
+pub(crate) struct JobOut<'a> {
+    pub(crate) n: u64,
+    pub(crate) entry: i64,
+    #[serde(with = "serde_bytes")]
+    pub(crate) arg: &'a [u8],
+}
+
+/// Jobs sent together, in the order the worker runs them.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Batch {
+    image: ImageId,
+    jobs: Vec<Job>,
+}
+
+/// A [`Batch`] as the pool sends it.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchOut<'a> {
+    pub(crate) image: ImageId,
+    pub(crate) jobs: Vec<JobOut<'a>>,
+}
+
+/// The pool's first message to a worker: its board and its initializer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) claims: Claims,
+    pub(crate) init: Option<(ImageId, i64, ByteBuf)>,
+    /// Resident memory above which the worker ends after a task.
+    pub(crate) max_memory: Option<u64>,
 }
 
 /// How a task ended in the worker.
@@ -39,7 +73,7 @@ pub(crate) enum Outcome {
 /// The answer to a [`Job`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Done {
-    pub(crate) id: u64,
+    pub(crate) n: u64,
     pub(crate) outcome: Outcome,
 }
 
@@ -102,13 +136,13 @@ where
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Ready(pub(crate) Option<String>);
 
-fn run(job: Job) -> Outcome {
-    match TaskEntry::from_wire(&job.image, job.entry) {
+fn run(image: &ImageId, entry: i64, arg: Vec<u8>) -> Outcome {
+    match TaskEntry::from_wire(image, entry) {
         None => Outcome::Failed("the worker is not running the same executable as the pool".into()),
         Some(entry) => {
             let out = Rc::new(RefCell::new(None));
             entry.call(TaskCall {
-                arg: job.arg.into_vec(),
+                arg,
                 out: out.clone(),
             });
             out.take()
@@ -117,15 +151,17 @@ fn run(job: Job) -> Outcome {
     }
 }
 
-/// A worker process: runs the initializer (the first message, if any), says
-/// whether it is ready, then runs jobs until the parent closes the
-/// connection.
+/// A worker process: runs the initializer (in the first message, if any),
+/// says whether it is ready, then runs the jobs it is sent — each one only
+/// if it can claim it on its board — until the pool closes the connection.
 pub(crate) fn worker_main(conn: Connection) {
-    let init: Option<Job> = match conn.recv() {
-        Ok(i) => i,
-        Err(_) => return,
+    let Ok(hello) = conn.recv::<Hello>() else {
+        return;
     };
-    let ready = match init.map(run) {
+    let ready = match hello
+        .init
+        .map(|(image, entry, arg)| run(&image, entry, arg.into_vec()))
+    {
         None | Some(Outcome::Returned(_)) => Ready(None),
         Some(Outcome::Panicked { message, location }) => Ready(Some(format!(
             "the initializer panicked{}: {message}",
@@ -138,20 +174,26 @@ pub(crate) fn worker_main(conn: Connection) {
         return;
     }
     loop {
-        let job: Job = match conn.recv() {
-            Ok(j) => j,
+        let batch: Batch = match conn.recv() {
+            Ok(b) => b,
             Err(RecvError::Closed) => return,
             Err(e) => panic!("the pool's connection broke: {e}"),
         };
-        let id = job.id;
-        if conn
-            .send(&Done {
-                id,
-                outcome: run(job),
-            })
-            .is_err()
-        {
-            return; // the pool is gone
+        for job in batch.jobs {
+            if !hello.claims.claim(job.n) {
+                continue; // taken back by the pool
+            }
+            let outcome = run(&batch.image, job.entry, job.arg.into_vec());
+            if conn.send(&Done { n: job.n, outcome }).is_err() {
+                return; // the pool is gone
+            }
+            if let Some(cap) = hello.max_memory
+                && proc::resident_bytes(proc::getpid()).is_ok_and(|rss| rss > cap)
+            {
+                // Recycled: the pool gives the jobs not claimed to others
+                // and starts a fresh worker.
+                return;
+            }
         }
     }
 }

@@ -1,0 +1,139 @@
+//! `Claims`: who runs each task handed to a worker process ahead of time.
+//!
+//! A dispatcher sends a worker several tasks at once, numbered 1, 2, 3 …
+//! for that worker. Before running task `n` the worker *claims* it; until
+//! then the dispatcher may *revoke* it (to cancel it, or to give it to an
+//! idle worker). Both are one compare-and-swap on the same word, so exactly
+//! one of them wins, whatever the timing — and when the worker dies, the
+//! words say which task it was running (that one failed) and which it never
+//! started (those run elsewhere).
+//!
+//! The board is a ring of `WINDOW` words in shared memory; task `n` uses
+//! word `n % WINDOW` and writes `n` into it with its state, so a word left
+//! by an older task never passes for a newer one. The dispatcher keeps at
+//! most `WINDOW` unrevoked tasks outstanding.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::region::{Region, SharedSafe};
+
+/// Words on the board: the most tasks a worker may be handed ahead.
+pub(crate) const WINDOW: usize = 64;
+
+const OFFERED: u64 = 1;
+const RUNNING: u64 = 2;
+const REVOKED: u64 = 3;
+
+fn word(n: u64, state: u64) -> u64 {
+    (n << 2) | state
+}
+
+#[repr(C)]
+pub(crate) struct Board {
+    words: [AtomicU64; WINDOW],
+}
+
+// SAFETY: atomics only; all zero is "nothing offered".
+unsafe impl SharedSafe for Board {}
+
+/// One worker's board; the dispatcher and the worker each hold a handle.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Claims {
+    region: Region<Board>,
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims").finish_non_exhaustive()
+    }
+}
+
+impl Claims {
+    /// A new, empty board.
+    pub(crate) fn new() -> io::Result<Claims> {
+        Ok(Claims {
+            region: Region::create(0, |_| {})?,
+        })
+    }
+
+    fn slot(&self, n: u64) -> &AtomicU64 {
+        &self.region.header().words[(n % WINDOW as u64) as usize]
+    }
+
+    /// Dispatcher: task `n` is being handed over (before it is sent).
+    pub(crate) fn offer(&self, n: u64) {
+        self.slot(n).store(word(n, OFFERED), Ordering::Release);
+    }
+
+    /// Worker: takes task `n` before running it; false if it was revoked.
+    pub(crate) fn claim(&self, n: u64) -> bool {
+        self.slot(n)
+            .compare_exchange(
+                word(n, OFFERED),
+                word(n, RUNNING),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Dispatcher: takes task `n` back; false if the worker claimed it.
+    pub(crate) fn revoke(&self, n: u64) -> bool {
+        self.slot(n)
+            .compare_exchange(
+                word(n, OFFERED),
+                word(n, REVOKED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Whether the worker has claimed task `n` (it is running, or ran).
+    pub(crate) fn claimed(&self, n: u64) -> bool {
+        self.slot(n).load(Ordering::Acquire) == word(n, RUNNING)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_and_revoke_exclude_each_other() {
+        let board = Claims::new().unwrap();
+        let worker = board.clone();
+        board.offer(1);
+        board.offer(2);
+        assert!(worker.claim(1));
+        assert!(!board.revoke(1));
+        assert!(board.claimed(1));
+        assert!(board.revoke(2));
+        assert!(!worker.claim(2));
+        assert!(!board.claimed(2));
+        // A word reused by task 2 + WINDOW: the old number is refused.
+        board.offer(2 + WINDOW as u64);
+        assert!(!worker.claim(2));
+        assert!(worker.claim(2 + WINDOW as u64));
+    }
+
+    #[test]
+    fn a_race_has_one_winner() {
+        let board = Claims::new().unwrap();
+        for n in 1..=2000u64 {
+            board.offer(n);
+            let worker = board.clone();
+            let t = std::thread::spawn(move || worker.claim(n));
+            let revoked = board.revoke(n);
+            let claimed = t.join().unwrap();
+            assert!(
+                revoked != claimed,
+                "task {n}: revoked {revoked}, claimed {claimed}"
+            );
+            assert_eq!(board.claimed(n), claimed);
+        }
+    }
+}
