@@ -473,3 +473,87 @@ fn timed_and_untimed_tasks_mixed_under_load() {
         assert_eq!(f.result(), Ok(x as u64 * x as u64));
     }
 }
+
+#[test]
+fn map_unordered_does_not_wait_for_a_slow_chunk() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let release = marker("unordered");
+    // A guard: were the map ordered, it would wait for ever; the marker
+    // appears after 30 s anyway and the assertion below fails instead.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guard = {
+        let (release, done) = (release.clone(), done.clone());
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(30);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if Instant::now() > end {
+                    let _ = std::fs::write(release, b"guard");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let items = (0..40u64).map(|x| (x, release.clone()));
+    let slow_first = |(x, path): (u64, String)| -> u64 {
+        if x == 0 {
+            wait_for_marker(path);
+        }
+        assert_ne!(x, 13, "unlucky");
+        x * 2
+    };
+    let mut results = pool.map_unordered(slow_first, items, 4);
+    let mut got: Vec<Result<u64, TaskError>> = results.by_ref().take(36).collect();
+    assert!(
+        !std::path::Path::new(&release).exists(),
+        "36 results came only after the first chunk ended"
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    guard.join().unwrap();
+    std::fs::write(&release, b"go").unwrap();
+    got.extend(results);
+    assert_eq!(got.len(), 40);
+    let failed = got.iter().filter(|r| r.is_err()).count();
+    assert_eq!(
+        failed, 4,
+        "the chunk holding item 13 fails for each of its items"
+    );
+    let mut ok: Vec<u64> = got.into_iter().filter_map(Result::ok).collect();
+    ok.sort();
+    let expected: Vec<u64> = (0..40)
+        .filter(|x| !(12..16).contains(x))
+        .map(|x| x * 2)
+        .collect();
+    assert_eq!(ok, expected);
+    std::fs::remove_file(&release).unwrap();
+}
+
+#[cfg(feature = "progress")]
+#[test]
+fn a_progress_bar_follows_a_map() {
+    use multiproc::executor::indicatif::ProgressBar;
+    let _c = common::clean();
+    let pool = ProcessPool::new(2).unwrap();
+    let mut squares = pool.map(square, 0..100u64, 7).progress();
+    assert_eq!(squares.bar().length(), Some(100));
+    assert_eq!(squares.next(), Some(Ok(0)));
+    assert_eq!(squares.bar().position(), 1);
+    let sum: u64 = squares.by_ref().map(Result::unwrap).sum();
+    assert_eq!(sum, (1..100u64).map(square).sum::<u64>());
+    assert_eq!(squares.bar().position(), 100);
+    assert!(squares.bar().is_finished());
+    // An iterator that does not know its length: a counter.
+    let evens = (0..50u64).filter(|x| x % 2 == 0);
+    let mut counted = pool.map_unordered(square, evens, 5).progress();
+    assert_eq!(counted.bar().length(), None);
+    assert_eq!(counted.by_ref().count(), 25);
+    assert_eq!(counted.bar().position(), 25);
+    // A bar of one's own.
+    let bar = ProgressBar::hidden();
+    let n = pool
+        .map(square, 0..10u64, 3)
+        .progress_with(bar.clone())
+        .count();
+    assert_eq!((n, bar.position()), (10, 10));
+}

@@ -1,7 +1,9 @@
-//! `ProcessPool::map`: a lazy, ordered map in chunks.
+//! `ProcessPool::map` and `map_unordered`: lazy maps in chunks, one task
+//! per chunk, at most eight chunks per worker ahead of the consumer.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::mpsc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,27 +24,97 @@ where
     items.into_iter().map(|a| f(a)).collect()
 }
 
-/// The results of [`ProcessPool::map`], in the order of the items.
-///
-/// Chunks are submitted as the iterator is consumed, at most a few per
-/// worker ahead of it; dropping the iterator cancels the chunks that have
-/// not started.
-pub struct ProcessMap<'a, A, R> {
+/// What both maps share: the items not yet submitted, and the results of
+/// the chunk being handed out.
+struct Feed<'a, A, R> {
     pool: &'a ProcessPool,
     items: Box<dyn Iterator<Item = A> + 'a>,
     chunksize: usize,
+    /// Chunks in flight, at most.
     ahead: usize,
     submit: fn(&ProcessPool, Vec<A>) -> Future<Vec<R>>,
-    in_flight: VecDeque<(usize, Future<Vec<R>>)>,
     current: std::vec::IntoIter<R>,
     /// Items left of a chunk that failed: each gets the chunk's error.
     failed: Option<(usize, TaskError)>,
 }
 
+impl<'a, A, R> Feed<'a, A, R>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn new<F>(pool: &'a ProcessPool, items: impl Iterator<Item = A> + 'a, chunksize: usize) -> Self
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+    {
+        fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Vec<R>>
+        where
+            F: FnOnce(A) -> R + Copy + Send + 'static,
+            A: Serialize + DeserializeOwned + 'static,
+            R: Serialize + DeserializeOwned + Send + 'static,
+        {
+            pool.submit(run_chunk::<F, A, R>, chunk)
+        }
+        Feed {
+            pool,
+            items: Box::new(items),
+            chunksize: chunksize.max(1),
+            ahead: 8 * pool.workers,
+            submit: submit::<F, A, R>,
+            current: Vec::new().into_iter(),
+            failed: None,
+        }
+    }
+
+    /// Submits the next chunk, if there are items left: its length and
+    /// future.
+    fn next_chunk(&mut self) -> Option<(usize, Future<Vec<R>>)> {
+        let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
+        (!chunk.is_empty()).then(|| (chunk.len(), (self.submit)(self.pool, chunk)))
+    }
+
+    /// The next result of the chunk at hand, if any is left.
+    fn take(&mut self) -> Option<Result<R, TaskError>> {
+        if let Some(r) = self.current.next() {
+            return Some(Ok(r));
+        }
+        let (left, e) = self.failed.take()?;
+        if left > 1 {
+            self.failed = Some((left - 1, e.clone()));
+        }
+        Some(Err(e))
+    }
+
+    /// A chunk of `n` items has its outcome: it is handed out next.
+    fn land(&mut self, n: usize, outcome: Result<Vec<R>, TaskError>) {
+        match outcome {
+            Ok(values) => self.current = values.into_iter(),
+            Err(e) => self.failed = Some((n, e)),
+        }
+    }
+
+    /// The exact number of items not handed out yet, when known.
+    fn remaining(&self, in_flight: usize) -> Option<usize> {
+        let (lo, hi) = self.items.size_hint();
+        let rest = (hi == Some(lo)).then_some(lo)?;
+        Some(rest + in_flight + self.current.len() + self.failed.as_ref().map_or(0, |f| f.0))
+    }
+}
+
+/// The results of [`ProcessPool::map`], in the order of the items.
+///
+/// Chunks are submitted as the iterator is consumed, at most eight per
+/// worker ahead of it; dropping the iterator cancels the chunks that have
+/// not started.
+pub struct ProcessMap<'a, A, R> {
+    feed: Feed<'a, A, R>,
+    in_flight: VecDeque<(usize, Future<Vec<R>>)>,
+}
+
 impl<A, R> fmt::Debug for ProcessMap<'_, A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessMap")
-            .field("chunksize", &self.chunksize)
+            .field("chunksize", &self.feed.chunksize)
             .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
     }
@@ -61,36 +133,26 @@ where
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
     {
-        fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Vec<R>>
-        where
-            F: FnOnce(A) -> R + Copy + Send + 'static,
-            A: Serialize + DeserializeOwned + 'static,
-            R: Serialize + DeserializeOwned + Send + 'static,
-        {
-            pool.submit(run_chunk::<F, A, R>, chunk)
-        }
         ProcessMap {
-            pool,
-            items: Box::new(items),
-            chunksize: chunksize.max(1),
-            ahead: 2 * pool.workers,
-            submit: submit::<F, A, R>,
+            feed: Feed::new::<F>(pool, items, chunksize),
             in_flight: VecDeque::new(),
-            current: Vec::new().into_iter(),
-            failed: None,
         }
     }
 
     fn fill(&mut self) {
-        while self.in_flight.len() < self.ahead {
-            let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
-            if chunk.is_empty() {
+        while self.in_flight.len() < self.feed.ahead {
+            let Some(chunk) = self.feed.next_chunk() else {
                 return;
-            }
-            let n = chunk.len();
-            self.in_flight
-                .push_back((n, (self.submit)(self.pool, chunk)));
+            };
+            self.in_flight.push_back(chunk);
         }
+    }
+
+    /// The number of results still to come, when the items' iterator knows
+    /// its length.
+    pub fn remaining(&self) -> Option<usize> {
+        self.feed
+            .remaining(self.in_flight.iter().map(|(n, _)| n).sum())
     }
 }
 
@@ -103,22 +165,13 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(r) = self.current.next() {
-                return Some(Ok(r));
-            }
-            if let Some((left, e)) = self.failed.take() {
-                if left > 1 {
-                    self.failed = Some((left - 1, e.clone()));
-                }
-                return Some(Err(e));
+            if let Some(r) = self.feed.take() {
+                return Some(r);
             }
             self.fill();
             let (n, future) = self.in_flight.pop_front()?;
             self.fill();
-            match future.result() {
-                Ok(values) => self.current = values.into_iter(),
-                Err(e) => self.failed = Some((n, e)),
-            }
+            self.feed.land(n, future.result());
         }
     }
 }
@@ -126,6 +179,115 @@ where
 impl<A, R> Drop for ProcessMap<'_, A, R> {
     fn drop(&mut self) {
         for (_, f) in &self.in_flight {
+            f.cancel();
+        }
+    }
+}
+
+/// The results of [`ProcessPool::map_unordered`], chunk by chunk in the
+/// order the chunks finish (the items of one chunk in their order).
+///
+/// Like [`ProcessMap`], lazy and bounded: chunks are submitted as the
+/// results are consumed, and dropping the iterator cancels the chunks that
+/// have not started.
+pub struct ProcessMapUnordered<'a, A, R> {
+    feed: Feed<'a, A, R>,
+    in_flight: HashMap<u64, (usize, Future<Vec<R>>)>,
+    next_key: u64,
+    /// Each chunk's future says here when it is done.
+    done_tx: mpsc::Sender<u64>,
+    done_rx: mpsc::Receiver<u64>,
+}
+
+impl<A, R> fmt::Debug for ProcessMapUnordered<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessMapUnordered")
+            .field("chunksize", &self.feed.chunksize)
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, A, R> ProcessMapUnordered<'a, A, R>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    pub(crate) fn new<F>(
+        pool: &'a ProcessPool,
+        items: impl Iterator<Item = A> + 'a,
+        chunksize: usize,
+    ) -> Self
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+    {
+        let (done_tx, done_rx) = mpsc::channel();
+        ProcessMapUnordered {
+            feed: Feed::new::<F>(pool, items, chunksize),
+            in_flight: HashMap::new(),
+            next_key: 0,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    fn fill(&mut self) {
+        while self.in_flight.len() < self.feed.ahead {
+            let Some((n, future)) = self.feed.next_chunk() else {
+                return;
+            };
+            let key = self.next_key;
+            self.next_key += 1;
+            let tx = self.done_tx.clone();
+            future.add_done_callback(move |_| {
+                let _ = tx.send(key);
+            });
+            self.in_flight.insert(key, (n, future));
+        }
+    }
+
+    /// The number of results still to come, when the items' iterator knows
+    /// its length.
+    pub fn remaining(&self) -> Option<usize> {
+        self.feed
+            .remaining(self.in_flight.values().map(|(n, _)| n).sum())
+    }
+}
+
+impl<A, R> Iterator for ProcessMapUnordered<'_, A, R>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.feed.take() {
+                return Some(r);
+            }
+            self.fill();
+            if self.in_flight.is_empty() {
+                return None;
+            }
+            // Every future in flight calls back once it is done (a pool
+            // that shuts down ends it too), and `done_tx` keeps the channel
+            // open: this returns.
+            let Ok(key) = self.done_rx.recv() else {
+                return None;
+            };
+            let Some((n, future)) = self.in_flight.remove(&key) else {
+                continue;
+            };
+            self.fill();
+            self.feed.land(n, future.result());
+        }
+    }
+}
+
+impl<A, R> Drop for ProcessMapUnordered<'_, A, R> {
+    fn drop(&mut self) {
+        for (_, f) in self.in_flight.values() {
             f.cancel();
         }
     }

@@ -3,9 +3,13 @@
 
 mod manager;
 mod map;
+#[cfg(feature = "progress")]
+mod progress;
 mod task;
 
-pub use map::ProcessMap;
+pub use map::{ProcessMap, ProcessMapUnordered};
+#[cfg(feature = "progress")]
+pub use progress::WithProgress;
 
 use std::fmt;
 use std::io;
@@ -353,10 +357,13 @@ impl ProcessPool {
 
     /// `f` over every item, in worker processes, in chunks of `chunksize`
     /// items (one task each); the results in the order of the items. Lazy:
-    /// chunks are submitted as the results are consumed, a few per worker
+    /// chunks are submitted as the results are consumed, eight per worker
     /// ahead, so an endless iterator works. A chunk whose task fails (a
     /// panic, a dead worker, a timeout) gives its error for each of its
     /// items.
+    ///
+    /// With the cargo feature `progress`, `.progress()` on the result draws
+    /// a progress bar (indicatif) as the results come.
     ///
     /// ```
     /// let pool = multiproc::executor::ProcessPool::new(2)?;
@@ -376,6 +383,34 @@ impl ProcessPool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         ProcessMap::new::<F>(self, items.into_iter(), chunksize)
+    }
+
+    /// [`map`](Self::map), with the results in the order the chunks finish
+    /// (Python's `imap_unordered`): a slow chunk does not hold back the
+    /// others. The items of one chunk stay together, in their order.
+    ///
+    /// ```
+    /// let pool = multiproc::executor::ProcessPool::new(2)?;
+    /// let mut cubes: Vec<u64> = pool
+    ///     .map_unordered(|x: u64| x * x * x, 0..10, 2)
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// cubes.sort();
+    /// assert_eq!(cubes, [0, 1, 8, 27, 64, 125, 216, 343, 512, 729]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn map_unordered<'a, F, A, R>(
+        &'a self,
+        _f: F,
+        items: impl IntoIterator<Item = A, IntoIter: 'a>,
+        chunksize: usize,
+    ) -> ProcessMapUnordered<'a, A, R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessMapUnordered::new::<F>(self, items.into_iter(), chunksize)
     }
 
     /// Stops taking tasks. With `cancel_futures`, queued tasks are cancelled
