@@ -127,6 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n== 10. A process pool survives its workers");
     pool::survival()?;
+    pool::cancel_running()?;
 
     println!("\n== 11. Threads share memory: the ticket counter under one lock");
     threads::ticket_counter();

@@ -42,3 +42,31 @@ pub fn survival() -> Result<(), Box<dyn std::error::Error>> {
     println!("   every other task completed; Python's pool would have broken on task 3");
     Ok(())
 }
+
+/// Python's `cancel()` gives up on a task that has started; here the task's
+/// worker is killed and replaced.
+pub fn cancel_running() -> Result<(), Box<dyn std::error::Error>> {
+    let pool = ProcessPool::new(1)?;
+    let before = pool.submit(|()| std::process::id(), ()).result()?;
+    let stuck = pool.submit(
+        |()| -> u64 {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        },
+        (),
+    );
+    std::thread::sleep(Duration::from_millis(100)); // it is running now
+    let t = Instant::now();
+    let cancelled = stuck.cancel();
+    let after = pool.submit(|()| std::process::id(), ()).result()?;
+    let took = t.elapsed().as_secs_f64() * 1e3;
+    if before != after {
+        println!(
+            "   cancel() of a running task: {cancelled}; its worker {before} was killed, worker {after} took over in {took:.1} ms"
+        );
+    } else {
+        println!("   cancel() of a task that had not started yet: {cancelled}");
+    }
+    Ok(())
+}
