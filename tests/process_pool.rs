@@ -557,3 +557,33 @@ fn a_progress_bar_follows_a_map() {
         .count();
     assert_eq!((n, bar.position()), (10, 10));
 }
+
+#[test]
+fn large_arguments_and_results_do_not_jam_the_pipes() {
+    let _c = common::clean();
+    // Big messages both ways: the pool must never block writing to a
+    // worker that is itself blocked writing an answer.
+    let pool = ProcessPool::new(1).unwrap();
+    let futures: Vec<_> = (0..24u8)
+        .map(|i| {
+            pool.submit(
+                |v: Vec<u8>| v.iter().rev().copied().collect::<Vec<u8>>(),
+                vec![i; 300 << 10],
+            )
+        })
+        .collect();
+    for (i, f) in futures.iter().enumerate() {
+        let v = f.result_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!((v.len(), v[0]), (300 << 10, i as u8));
+    }
+    // Medium ones, many in flight.
+    let futures: Vec<_> = (0..200u32)
+        .map(|i| pool.submit(|v: Vec<u32>| v.len() as u32 + v[0], vec![i; 3000]))
+        .collect();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(
+            f.result_timeout(Duration::from_secs(60)),
+            Ok(3000 + i as u32)
+        );
+    }
+}

@@ -33,6 +33,8 @@ fn word(n: u64, state: u64) -> u64 {
 #[repr(C)]
 pub(crate) struct Board {
     words: [AtomicU64; WINDOW],
+    /// The last task number the worker has read.
+    received: AtomicU64,
 }
 
 // SAFETY: atomics only; all zero is "nothing offered".
@@ -92,6 +94,17 @@ impl Claims {
             .is_ok()
     }
 
+    /// Worker: it has read every task up to number `n`.
+    pub(crate) fn received(&self, n: u64) {
+        self.region.header().received.store(n, Ordering::Release);
+    }
+
+    /// Dispatcher: whether the worker has read every task up to `n` (so
+    /// nothing it was sent waits in the pipe).
+    pub(crate) fn has_received(&self, n: u64) -> bool {
+        self.region.header().received.load(Ordering::Acquire) >= n
+    }
+
     /// Whether the worker has claimed task `n` (it is running, or ran).
     pub(crate) fn claimed(&self, n: u64) -> bool {
         self.slot(n).load(Ordering::Acquire) == word(n, RUNNING)
@@ -118,6 +131,9 @@ mod tests {
         board.offer(2 + WINDOW as u64);
         assert!(!worker.claim(2));
         assert!(worker.claim(2 + WINDOW as u64));
+        assert!(!board.has_received(3));
+        worker.received(3);
+        assert!(board.has_received(3) && board.has_received(2));
     }
 
     #[test]

@@ -16,6 +16,15 @@
 //!
 //! A job with a timeout is only handed to a worker with nothing else to do,
 //! and nothing is queued behind it: its clock starts when it is sent.
+//!
+//! # Why the pipes never jam
+//!
+//! The manager must never block writing to a worker that is itself blocked
+//! writing an answer the manager does not read. So a worker gets a new
+//! batch only once it has read every earlier one (its board says so), a
+//! batch holds small jobs only (at most `BATCH_BYTES` and change, far less
+//! than a socket buffer), and a job with a large argument goes alone to an
+//! idle worker, which is reading.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -37,7 +46,9 @@ const DEPTH: usize = 16;
 /// A worker is refilled when it has this many jobs left, or fewer.
 const LOW_WATER: usize = DEPTH / 2;
 /// Arguments in one batch stop growing it past this many bytes.
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 64 << 10;
+/// A job whose argument is larger goes alone to an idle worker.
+const SMALL_ARG: usize = 16 << 10;
 
 const _: () = assert!(DEPTH <= WINDOW);
 
@@ -164,12 +175,16 @@ impl Worker {
         !self.starting && !self.retiring && self.killed.is_none()
     }
 
-    /// How many more jobs it takes now: none while it has a timed one or
-    /// more than `LOW_WATER`, and never more than its share of tasks
-    /// (`max_tasks_per_child`) allows.
+    /// How many more jobs it takes now: none while it has a timed one, more
+    /// than `LOW_WATER`, or a batch it has not read, and never more than its
+    /// share of tasks (`max_tasks_per_child`) allows.
     fn room(&self, max_tasks: Option<usize>) -> usize {
         let timed = self.sent.front().is_some_and(|s| s.deadline.is_some());
-        if !self.takes_jobs() || timed || self.sent.len() > LOW_WATER {
+        if !self.takes_jobs()
+            || timed
+            || self.sent.len() > LOW_WATER
+            || !self.claims.has_received(self.next_n)
+        {
             return 0;
         }
         let share = max_tasks.map_or(usize::MAX, |m| {
@@ -361,14 +376,14 @@ impl Manager {
             let mut st = lock(&self.shared.state);
             let max_tasks = self.cfg.max_tasks_per_child;
             while let Some(front) = st.queue.front() {
-                let timed = front.timeout.is_some();
+                let alone = goes_alone(front);
                 // The least loaded worker with room takes it.
                 let takes = |i: &usize| {
                     let (w, batch) = (&self.workers[*i], &batches[*i]);
                     batch.len() < w.room(max_tasks)
                         && bytes[*i] < BATCH_BYTES
-                        && batch.first().is_none_or(|s| s.deadline.is_none())
-                        && (!timed || (w.sent.is_empty() && batch.is_empty()))
+                        && batch.first().is_none_or(|s| !goes_alone(&s.task))
+                        && (!alone || (w.sent.is_empty() && batch.is_empty()))
                 };
                 let Some(i) = (0..self.workers.len())
                     .filter(takes)
@@ -545,6 +560,12 @@ impl Manager {
     }
 }
 
+/// A job with a deadline or a large argument is only handed to an idle
+/// worker, and nothing is sent with it.
+fn goes_alone(p: &Pending) -> bool {
+    p.timeout.is_some() || p.arg.len() > SMALL_ARG
+}
+
 /// A cancelled running future tells the manager (if the pool still exists).
 fn stopper(shared: &Weak<Shared>, id: u64) -> Stopper {
     let shared = shared.clone();
@@ -552,8 +573,11 @@ fn stopper(shared: &Weak<Shared>, id: u64) -> Stopper {
         if let Some(shared) = shared.upgrade() {
             let mut st = lock(&shared.state);
             st.cancels.push(id);
+            let wake = st.must_wake();
             drop(st);
-            shared.poke();
+            if wake {
+                shared.poke();
+            }
         }
     })
 }

@@ -179,6 +179,9 @@ pub(crate) fn worker_main(conn: Connection) {
             Err(RecvError::Closed) => return,
             Err(e) => panic!("the pool's connection broke: {e}"),
         };
+        if let Some(last) = batch.jobs.last() {
+            hello.claims.received(last.n);
+        }
         for job in batch.jobs {
             if !hello.claims.claim(job.n) {
                 continue; // taken back by the pool
