@@ -96,7 +96,13 @@ impl<T> Future<T> {
     /// [`ThreadPool`](crate::executor::ThreadPool) a running task is not
     /// cancelled.
     pub fn cancel(&self) -> bool {
-        self.shared.cancel()
+        self.shared.cancel(true)
+    }
+
+    /// Cancels the task only if it has not started (never stops a running
+    /// one): what a dropped lazy map does to the chunks it sent ahead.
+    pub(crate) fn cancel_if_pending(&self) -> bool {
+        self.shared.cancel(false)
     }
 
     /// True if the task was cancelled.

@@ -209,17 +209,18 @@ impl<T> Shared<T> {
         self.publish(st, outcome);
     }
 
-    /// Pending → Done(Cancelled); Running → Done(Cancelled) too when the
-    /// executor can stop the task (its stopper then runs, in this thread).
+    /// Pending → Done(Cancelled); with `stop_running`, Running →
+    /// Done(Cancelled) too when the executor can stop the task (its stopper
+    /// then runs, in this thread).
     /// True if the future is (now) cancelled.
-    pub(crate) fn cancel(&self) -> bool {
+    pub(crate) fn cancel(&self, stop_running: bool) -> bool {
         let mut st = self.lock();
         match st.phase {
             Phase::Pending => {
                 self.finish(st, Err(TaskError::Cancelled));
                 true
             }
-            Phase::Running if st.stopper.is_some() => {
+            Phase::Running if stop_running && st.stopper.is_some() => {
                 let stop = st.stopper.take();
                 self.finish(st, Err(TaskError::Cancelled));
                 if let Some(stop) = stop {

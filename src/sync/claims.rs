@@ -8,6 +8,12 @@
 //! words say which task it was running (that one failed) and which it never
 //! started (those run elsewhere).
 //!
+//! Stopping a running task is the same dance: once it has answered, the
+//! worker marks the task done before it claims the next; the dispatcher
+//! kills it only if it first marked the task *stopping*. A worker that
+//! finds its task stopping starts nothing more, so a kill meant for one
+//! task never hits the next.
+//!
 //! The board is a ring of `WINDOW` words in shared memory; task `n` uses
 //! word `n % WINDOW` and writes `n` into it with its state, so a word left
 //! by an older task never passes for a newer one. The dispatcher keeps at
@@ -25,9 +31,14 @@ pub(crate) const WINDOW: usize = 64;
 const OFFERED: u64 = 1;
 const RUNNING: u64 = 2;
 const REVOKED: u64 = 3;
+/// Ran, and the worker has sent its answer.
+const DONE: u64 = 4;
+/// The dispatcher is killing the worker for this task: the worker must
+/// not start another.
+const STOPPING: u64 = 5;
 
 fn word(n: u64, state: u64) -> u64 {
-    (n << 2) | state
+    (n << 3) | state
 }
 
 #[repr(C)]
@@ -82,16 +93,32 @@ impl Claims {
             .is_ok()
     }
 
-    /// Dispatcher: takes task `n` back; false if the worker claimed it.
-    pub(crate) fn revoke(&self, n: u64) -> bool {
+    fn swap(&self, n: u64, from: u64, to: u64) -> bool {
         self.slot(n)
             .compare_exchange(
-                word(n, OFFERED),
-                word(n, REVOKED),
+                word(n, from),
+                word(n, to),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
             .is_ok()
+    }
+
+    /// Dispatcher: takes task `n` back; false if the worker claimed it.
+    pub(crate) fn revoke(&self, n: u64) -> bool {
+        self.swap(n, OFFERED, REVOKED)
+    }
+
+    /// Worker: task `n` ran and is answered; false if the dispatcher is
+    /// killing this worker for it (then start nothing more).
+    pub(crate) fn finish(&self, n: u64) -> bool {
+        self.swap(n, RUNNING, DONE)
+    }
+
+    /// Dispatcher: about to kill the worker for task `n`; false if the task
+    /// is not running (answered already, or never claimed).
+    pub(crate) fn stop(&self, n: u64) -> bool {
+        self.swap(n, RUNNING, STOPPING)
     }
 
     /// Worker: it has read every task up to number `n`.
@@ -107,7 +134,8 @@ impl Claims {
 
     /// Whether the worker has claimed task `n` (it is running, or ran).
     pub(crate) fn claimed(&self, n: u64) -> bool {
-        self.slot(n).load(Ordering::Acquire) == word(n, RUNNING)
+        let w = self.slot(n).load(Ordering::Acquire);
+        [RUNNING, DONE, STOPPING].iter().any(|s| w == word(n, *s))
     }
 }
 
@@ -131,9 +159,35 @@ mod tests {
         board.offer(2 + WINDOW as u64);
         assert!(!worker.claim(2));
         assert!(worker.claim(2 + WINDOW as u64));
+        // Stopping and finishing a running task exclude each other too.
+        board.offer(3);
+        board.offer(4);
+        assert!(worker.claim(3) && board.stop(3));
+        assert!(!worker.finish(3), "the worker must start nothing more");
+        assert!(board.claimed(3));
+        assert!(worker.claim(4) && worker.finish(4));
+        assert!(!board.stop(4), "a finished task is not stopped");
+        assert!(board.claimed(4));
         assert!(!board.has_received(3));
         worker.received(3);
         assert!(board.has_received(3) && board.has_received(2));
+    }
+
+    #[test]
+    fn a_stop_racing_a_finish_has_one_winner() {
+        let board = Claims::new().unwrap();
+        for n in 1..=2000u64 {
+            board.offer(n);
+            assert!(board.claim(n));
+            let worker = board.clone();
+            let t = std::thread::spawn(move || worker.finish(n));
+            let stopped = board.stop(n);
+            let finished = t.join().unwrap();
+            assert!(
+                stopped != finished,
+                "task {n}: stopped {stopped}, finished {finished}"
+            );
+        }
     }
 
     #[test]

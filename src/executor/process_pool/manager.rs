@@ -315,13 +315,15 @@ impl Manager {
                 let Some(i) = w.sent.iter().position(|s| s.task.id == id) else {
                     continue;
                 };
-                if w.claims.revoke(w.sent[i].n) {
+                let n = w.sent[i].n;
+                if w.claims.revoke(n) {
                     let s = w.sent.remove(i).expect("an index from position");
                     s.task.sink.finish(Err(TaskError::Cancelled));
-                } else if w.killed.is_none() {
+                } else if w.killed.is_none() && w.claims.stop(n) {
                     w.killed = Some(Kill::Cancelled);
                     let _ = w.process.kill();
                 }
+                // Otherwise it has just ended: its answer is on the way.
             }
         }
     }
@@ -468,17 +470,32 @@ impl Manager {
             .filter_map(|w| w.sent.front().and_then(|s| s.deadline))
             .map(|(d, _)| d)
             .min();
+        let recheck = Instant::now() + Duration::from_millis(1);
         let mut objects: Vec<&dyn Waitable> = vec![wake_rx];
         for w in &self.workers {
             objects.push(&w.conn);
             objects.push(&w.process);
         }
+        let max_tasks = self.cfg.max_tasks_per_child;
+        let can_take = self.workers.iter().any(|w| w.room(max_tasks) > 0);
+        // A worker whose unread batch was all taken back says nothing when
+        // it reads it: look again soon.
+        let unread = self
+            .workers
+            .iter()
+            .any(|w| w.takes_jobs() && !w.claims.has_received(w.next_n));
         let timeout = {
             let mut st = lock(&self.shared.state);
-            if !st.cancels.is_empty() {
+            // A task queued since `dispatch` did not poke (the manager was
+            // awake): it is handed out now.
+            if !st.cancels.is_empty() || (can_take && !st.queue.is_empty()) {
                 Some(Duration::ZERO)
             } else {
                 st.asleep = true;
+                let deadline = match (deadline, unread && !st.queue.is_empty()) {
+                    (d, false) => d,
+                    (d, true) => Some(d.map_or(recheck, |d| d.min(recheck))),
+                };
                 deadline.map(|d| d.saturating_duration_since(Instant::now()))
             }
         };
@@ -509,10 +526,11 @@ impl Manager {
                 // Never started (the worker was slow to read it).
                 let s = w.sent.pop_front().expect("a front");
                 s.task.sink.finish(Err(TaskError::TimedOut(t)));
-            } else {
+            } else if w.claims.stop(n) {
                 w.killed = Some(Kill::Timeout(t));
                 let _ = w.process.kill();
             }
+            // Otherwise it has just ended: its answer is on the way.
         }
     }
 

@@ -104,8 +104,8 @@ where
 /// The results of [`ProcessPool::map`], in the order of the items.
 ///
 /// Chunks are submitted as the iterator is consumed, at most eight per
-/// worker ahead of it; dropping the iterator cancels the chunks that have
-/// not started.
+/// worker ahead of it; dropping the iterator cancels the chunks not yet
+/// handed to a worker (the running ones finish; no worker is killed).
 pub struct ProcessMap<'a, A, R> {
     feed: Feed<'a, A, R>,
     in_flight: VecDeque<(usize, Future<Vec<R>>)>,
@@ -179,7 +179,7 @@ where
 impl<A, R> Drop for ProcessMap<'_, A, R> {
     fn drop(&mut self) {
         for (_, f) in &self.in_flight {
-            f.cancel();
+            f.cancel_if_pending();
         }
     }
 }
@@ -188,8 +188,8 @@ impl<A, R> Drop for ProcessMap<'_, A, R> {
 /// order the chunks finish (the items of one chunk in their order).
 ///
 /// Like [`ProcessMap`], lazy and bounded: chunks are submitted as the
-/// results are consumed, and dropping the iterator cancels the chunks that
-/// have not started.
+/// results are consumed, and dropping the iterator cancels the chunks not
+/// yet handed to a worker.
 pub struct ProcessMapUnordered<'a, A, R> {
     feed: Feed<'a, A, R>,
     in_flight: HashMap<u64, (usize, Future<Vec<R>>)>,
@@ -288,7 +288,7 @@ where
 impl<A, R> Drop for ProcessMapUnordered<'_, A, R> {
     fn drop(&mut self) {
         for (_, f) in self.in_flight.values() {
-            f.cancel();
+            f.cancel_if_pending();
         }
     }
 }

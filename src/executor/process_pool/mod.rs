@@ -230,7 +230,9 @@ impl Builder {
 /// runs, so the pool always knows which one a dead worker was running, can
 /// take back the ones it never started (and give them to a worker that ran
 /// dry), and cancel exactly one. A task with a timeout goes to an idle
-/// worker alone: its clock starts when it is sent.
+/// worker alone (its clock starts when it is sent), and so does a task
+/// whose argument is over 16 KiB (it must not fill a busy worker's pipe):
+/// a pool with a default timeout hands out one task at a time.
 ///
 /// # Differences from Python
 ///

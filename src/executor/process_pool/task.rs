@@ -190,6 +190,11 @@ pub(crate) fn worker_main(conn: Connection) {
             if conn.send(&Done { n: job.n, outcome }).is_err() {
                 return; // the pool is gone
             }
+            if !hello.claims.finish(job.n) {
+                // The pool is killing this worker for that task (a cancel
+                // or a deadline that came as it ended): start nothing more.
+                return;
+            }
             if let Some(cap) = hello.max_memory
                 && proc::resident_bytes(proc::getpid()).is_ok_and(|rss| rss > cap)
             {
