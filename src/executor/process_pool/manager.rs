@@ -21,7 +21,8 @@
 //!
 //! The manager must never block writing to a worker that is itself blocked
 //! writing an answer the manager does not read. So a worker gets a new
-//! batch only once it has read every earlier one (its board says so), a
+//! batch only once it has read every earlier one (its board says so) or
+//! has nothing outstanding (then it is reading, not answering), a
 //! batch holds small jobs only (at most `BATCH_BYTES` and change, far less
 //! than a socket buffer), and a job with a large argument goes alone to an
 //! idle worker, which is reading.
@@ -176,15 +177,14 @@ impl Worker {
     }
 
     /// How many more jobs it takes now: none while it has a timed one, more
-    /// than `LOW_WATER`, or a batch it has not read, and never more than its
-    /// share of tasks (`max_tasks_per_child`) allows.
+    /// than `LOW_WATER`, or jobs outstanding in a batch it has not read, and
+    /// never more than its share of tasks (`max_tasks_per_child`) allows. A
+    /// worker with nothing outstanding is reading, whatever is still in its
+    /// pipe (a batch whose jobs were all taken back).
     fn room(&self, max_tasks: Option<usize>) -> usize {
         let timed = self.sent.front().is_some_and(|s| s.deadline.is_some());
-        if !self.takes_jobs()
-            || timed
-            || self.sent.len() > LOW_WATER
-            || !self.claims.has_received(self.next_n)
-        {
+        let unread = !self.sent.is_empty() && !self.claims.has_received(self.next_n);
+        if !self.takes_jobs() || timed || self.sent.len() > LOW_WATER || unread {
             return 0;
         }
         let share = max_tasks.map_or(usize::MAX, |m| {
@@ -470,7 +470,6 @@ impl Manager {
             .filter_map(|w| w.sent.front().and_then(|s| s.deadline))
             .map(|(d, _)| d)
             .min();
-        let recheck = Instant::now() + Duration::from_millis(1);
         let mut objects: Vec<&dyn Waitable> = vec![wake_rx];
         for w in &self.workers {
             objects.push(&w.conn);
@@ -478,12 +477,6 @@ impl Manager {
         }
         let max_tasks = self.cfg.max_tasks_per_child;
         let can_take = self.workers.iter().any(|w| w.room(max_tasks) > 0);
-        // A worker whose unread batch was all taken back says nothing when
-        // it reads it: look again soon.
-        let unread = self
-            .workers
-            .iter()
-            .any(|w| w.takes_jobs() && !w.claims.has_received(w.next_n));
         let timeout = {
             let mut st = lock(&self.shared.state);
             // A task queued since `dispatch` did not poke (the manager was
@@ -492,10 +485,6 @@ impl Manager {
                 Some(Duration::ZERO)
             } else {
                 st.asleep = true;
-                let deadline = match (deadline, unread && !st.queue.is_empty()) {
-                    (d, false) => d,
-                    (d, true) => Some(d.map_or(recheck, |d| d.min(recheck))),
-                };
                 deadline.map(|d| d.saturating_duration_since(Instant::now()))
             }
         };
