@@ -83,3 +83,12 @@ fn from_payload(payload: &(dyn Any + Send)) -> PanicReport {
         location: None,
     }
 }
+
+/// The words every error uses for a panic: `panicked at file:line:col: message`
+/// (`panicked: message` when the location is unknown).
+pub(crate) fn text(message: &str, location: Option<&str>) -> String {
+    match location {
+        Some(l) => format!("panicked at {l}: {message}"),
+        None => format!("panicked: {message}"),
+    }
+}

@@ -10,7 +10,7 @@ use crate::panic::PanicReport;
 #[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; the panic was contained and the worker lives on.
-    #[error("the task panicked{}: {message}", .location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    #[error("the task {}", crate::panic::text(.message, .location.as_deref()))]
     Panicked {
         /// The panic message.
         message: String,

@@ -108,12 +108,18 @@ impl<C> Entry<C> {
 
     /// Turns an offset received from another process back into an entry.
     ///
-    /// Returns `None` unless `image` is this process's own [`ImageId`]. The
-    /// offset must have been produced by [`Entry::to_wire`] for an
-    /// `Entry<C>` in a process running that image: the crate only reads it
-    /// from the private socket that the parent created for this child (or for
-    /// its fork server), which no other process can write to.
-    pub(crate) fn from_wire(image: &ImageId, offset: i64) -> Option<Self> {
+    /// Returns `None` unless `image` is this process's own [`ImageId`].
+    ///
+    /// # Safety
+    ///
+    /// `offset` must have been produced by [`Entry::to_wire`] for an
+    /// `Entry<C>` (the same `C`) in a process running this image. The image
+    /// check cannot tell a forged offset from a real one: calling the entry
+    /// jumps to `anchor + offset`, so an offset from anyone else is arbitrary
+    /// code execution. The crate reads offsets only from sockets that the
+    /// parent created for this process (or for its fork server), which no
+    /// other process can write to.
+    pub(crate) unsafe fn from_wire(image: &ImageId, offset: i64) -> Option<Self> {
         (*image == ImageId::current()).then_some(Entry {
             offset,
             _sig: PhantomData,
@@ -125,7 +131,7 @@ impl<C> Entry<C> {
         let addr = (address_of_anchor() as i64 + self.offset) as usize;
         // SAFETY: `self` was built by `Entry::of` from a `fn(C) -> i32`, in this
         // process or in one running the same executable image (checked by
-        // `from_wire`); the image is shifted as a whole by ASLR, so
+        // `from_wire`, whose caller vouched for the offset's origin); the image is shifted as a whole by ASLR, so
         // anchor + offset is that function's address here, and a function
         // pointer has the size and representation of `usize` on the supported
         // targets.
@@ -138,7 +144,8 @@ impl<C> Entry<C> {
 /// closure that captures nothing — in a process that did not create it.
 ///
 /// Fails to compile (at monomorphization) when `F` is not zero-sized, that is
-/// when a closure captures something.
+/// when a closure captures something: this is the crate's one capture check,
+/// and its message is the one a user sees.
 pub(crate) fn zero_sized_fn<F: Copy + 'static>() -> F {
     const {
         assert!(

@@ -1,5 +1,6 @@
-//! The child's side: how a function is named, called, and how its outcome
-//! travels back.
+//! The child's side of a `Process`: the bootstrap that takes over before
+//! `main`, and the transport ([`ChildCall`]) of its one call; how the
+//! function is named and called is [`remote`](super::remote)'s.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -7,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Frame, HEADER_LEN};
 use crate::ipc::{Connection, RecvError, SendError};
 use crate::os::bootstrap::{self, Mode};
-use crate::os::image::{Entry, ImageId, zero_sized_fn};
-use crate::panic::{self, PanicReport, Report};
+use crate::os::image::{Entry, ImageId};
+use crate::panic::Report;
 
 use super::registry::{self, ProcessInfo};
+use super::remote::{Call, Outcome};
 
 /// What the parent tells a child before its argument.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,18 +22,6 @@ pub(crate) struct StartHeader {
     pub(crate) name: String,
     pub(crate) parent_pid: u32,
     pub(crate) parent_name: String,
-}
-
-/// What a child sends back. `Outcome<&R>` and `Outcome<R>` have the same
-/// encoding.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Outcome<R> {
-    Returned(R),
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    Failed(String),
 }
 
 /// The context every entry receives: the channel to the parent, and the
@@ -49,44 +39,28 @@ pub(crate) type ChildEntry = Entry<ChildCall>;
 const EXIT_PANICKED: i32 = 1;
 pub(crate) const EXIT_FAILED: i32 = 3;
 
-/// The entry for `F` called with an `A`, returning an `R`.
-pub(crate) fn entry_for<F, A, R>() -> ChildEntry
-where
-    F: FnOnce(A) -> R + Copy + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
-{
-    Entry::of(trampoline::<F, A, R>)
-}
+impl Call for ChildCall {
+    const REPORT: Report = Report::Print;
 
-fn trampoline<F, A, R>(call: ChildCall) -> i32
-where
-    F: FnOnce(A) -> R + Copy + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
-{
-    let arg = match call.arg {
-        Some(frame) => {
-            codec::decode::<A>(&frame.bytes[HEADER_LEN..], frame.fds).map_err(RecvError::from)
+    fn argument<A: DeserializeOwned>(&mut self) -> Result<A, String> {
+        match self.arg.take() {
+            Some(frame) => codec::decode::<A>(&frame.bytes[HEADER_LEN..], frame.fds)
+                .map_err(|e| RecvError::from(e).to_string()),
+            None => self.conn.recv::<A>().map_err(|e| e.to_string()),
         }
-        None => call.conn.recv::<A>(),
-    };
-    let arg = match arg {
-        Ok(a) => a,
-        Err(e) => return fail(&call.conn, format!("cannot receive the argument: {e}")),
-    };
-    let f = zero_sized_fn::<F>();
-    match panic::capture(Report::Print, move || f(arg)) {
-        Ok(value) => match call.conn.send(&Outcome::Returned(&value)) {
+    }
+
+    fn finish<R: Serialize>(self, outcome: Outcome<&R>) -> i32 {
+        let code = match outcome {
+            Outcome::Returned(_) => 0,
+            Outcome::Panicked { .. } => EXIT_PANICKED,
+            Outcome::Failed(_) => EXIT_FAILED,
+        };
+        match self.conn.send(&outcome) {
             // A parent that dropped its handle does not want the value.
-            Ok(()) | Err(SendError::Closed) => 0,
-            Err(e) => fail(&call.conn, format!("cannot send the result: {e}")),
-        },
-        Err(PanicReport { message, location }) => {
-            let _ = call
-                .conn
-                .send(&Outcome::<()>::Panicked { message, location });
-            EXIT_PANICKED
+            Ok(()) | Err(SendError::Closed) => code,
+            Err(e) if code == 0 => fail(&self.conn, format!("cannot send the result: {e}")),
+            Err(_) => code,
         }
     }
 }
@@ -106,7 +80,11 @@ pub(crate) fn run_child(conn: Connection, header: StartHeader, arg: Option<Frame
             name: header.parent_name.clone(),
         },
     );
-    match ChildEntry::from_wire(&header.image, header.entry) {
+    // SAFETY: the header came over the socket that the parent (or the fork
+    // server the parent started) created for this child, which no other
+    // process can write to; the parent built the offset with
+    // `remote::entry_for` for a `ChildCall` entry.
+    match unsafe { ChildEntry::from_wire(&header.image, header.entry) } {
         Some(entry) => entry.call(ChildCall { conn, arg }),
         None => fail(
             &conn,
@@ -120,6 +98,11 @@ pub(crate) fn run_child(conn: Connection, header: StartHeader, arg: Option<Frame
 /// In a process started by the `Spawn` method (or as the fork server) it
 /// takes over and exits, so the program's `main` never runs there; anywhere
 /// else it returns at once after one `getenv`.
+// SAFETY (of running before `main`): the constructor touches no state that
+// needs initialising by std's runtime beyond what glibc's `init_array`
+// callers already provide — it reads one environment variable and, in a
+// child only, talks over an inherited descriptor; in every other process it
+// returns at once after that `getenv`, so it cannot disturb the program.
 #[ctor::ctor(unsafe)]
 fn bootstrap() {
     let Some((fd, mode)) = bootstrap::take_marker() else {
@@ -155,7 +138,7 @@ mod tests {
     }
 
     fn entry_of<F: FnOnce(u8) -> u8 + Copy + 'static>(_: F) -> ChildEntry {
-        entry_for::<F, u8, u8>()
+        super::super::remote::entry_for::<F, u8, u8, ChildCall>()
     }
 
     /// A child told that its parent runs another build of the program refuses

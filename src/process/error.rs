@@ -24,7 +24,7 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// The function panicked in the child.
-    #[error("the process panicked{}: {message}", .location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    #[error("the process {}", crate::panic::text(.message, .location.as_deref()))]
     Panicked {
         /// The panic message.
         message: String,

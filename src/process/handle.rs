@@ -13,7 +13,8 @@ use crate::os::image::ImageId;
 use crate::os::proc::{self, ExitStatus, Pidfd};
 use crate::os::sock;
 
-use super::child::{self, Outcome, StartHeader};
+use super::child::{self, ChildCall, StartHeader};
+use super::remote::{self, Outcome};
 use super::child_proc::{ChildProc, Reaper};
 use super::error::{ProcessError, StartError};
 use super::{forkserver, registry};
@@ -101,13 +102,6 @@ impl Builder {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "multiproc: a closure run in another process must not capture anything; \
-                 pass the data it needs as the argument instead"
-            )
-        };
         let _ = f;
         child::keep_bootstrap();
         registry::reap_orphans();
@@ -116,7 +110,7 @@ impl Builder {
         let name = self.name.unwrap_or_else(registry::next_name);
         let header = StartHeader {
             image: ImageId::current(),
-            entry: child::entry_for::<F, A, R>().to_wire(),
+            entry: remote::entry_for::<F, A, R, ChildCall>().to_wire(),
             name: name.clone(),
             parent_pid: me.pid,
             parent_name: me.name,

@@ -36,6 +36,7 @@ mod error;
 mod forkserver;
 mod handle;
 mod registry;
+pub(crate) mod remote;
 
 pub use crate::os::proc::ExitStatus;
 pub use error::{ProcessError, StartError};

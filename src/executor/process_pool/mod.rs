@@ -307,13 +307,6 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "multiproc: a closure run in another process must not capture anything; \
-                 pass the data it needs as the argument instead"
-            )
-        };
         let (promise, future) = Promise::new();
         let arg = match task::encode_plain(&arg) {
             Ok(a) => a,

@@ -10,9 +10,10 @@ use serde_bytes::ByteBuf;
 
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
 use crate::ipc::{Connection, RecvError};
-use crate::os::image::{Entry, ImageId, zero_sized_fn};
+use crate::os::image::{Entry, ImageId};
 use crate::os::proc;
-use crate::panic::{self, PanicReport, Report};
+use crate::panic::{self, Report};
+use crate::process::remote::{self, Call};
 use crate::sync::claims::Claims;
 
 /// A task, as a worker receives it: its number on the worker's
@@ -56,19 +57,8 @@ pub(crate) struct Hello {
     pub(crate) max_memory: Option<u64>,
 }
 
-/// How a task ended in the worker.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Outcome {
-    /// The value, encoded.
-    Returned(ByteBuf),
-    /// The task panicked; the worker lives on.
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    /// The task could not be run, or its value not sent.
-    Failed(String),
-}
+/// How a task ended in the worker: its value encoded.
+pub(crate) type Outcome = remote::Outcome<ByteBuf>;
 
 /// The answer to a [`Job`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -93,7 +83,30 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    Entry::of(trampoline::<F, A, R>)
+    remote::entry_for::<F, A, R, TaskCall>()
+}
+
+impl Call for TaskCall {
+    const REPORT: Report = Report::Quiet;
+
+    fn argument<A: DeserializeOwned>(&mut self) -> Result<A, String> {
+        codec::decode::<A>(&self.arg, Vec::new()).map_err(|e| e.to_string())
+    }
+
+    fn finish<R: Serialize>(self, outcome: remote::Outcome<&R>) -> i32 {
+        let outcome = match outcome {
+            remote::Outcome::Returned(value) => match encode_plain(value) {
+                Ok(bytes) => Outcome::Returned(ByteBuf::from(bytes)),
+                Err(e) => Outcome::Failed(format!("cannot send the result: {e}")),
+            },
+            remote::Outcome::Panicked { message, location } => {
+                Outcome::Panicked { message, location }
+            }
+            remote::Outcome::Failed(why) => Outcome::Failed(why),
+        };
+        *self.out.borrow_mut() = Some(outcome);
+        0
+    }
 }
 
 /// Encodes a value as a payload that carries no handle (a task's argument
@@ -109,35 +122,15 @@ pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, 
     Ok(frame.bytes[HEADER_LEN..].to_vec())
 }
 
-fn trampoline<F, A, R>(call: TaskCall) -> i32
-where
-    F: FnOnce(A) -> R + Copy + 'static,
-    A: DeserializeOwned,
-    R: Serialize,
-{
-    let outcome = match codec::decode::<A>(&call.arg, Vec::new()) {
-        Err(e) => Outcome::Failed(format!("cannot decode the argument: {e}")),
-        Ok(arg) => {
-            let f = zero_sized_fn::<F>();
-            match panic::capture(Report::Quiet, move || f(arg)) {
-                Ok(value) => match encode_plain(&value) {
-                    Ok(bytes) => Outcome::Returned(ByteBuf::from(bytes)),
-                    Err(e) => Outcome::Failed(format!("cannot send the result: {e}")),
-                },
-                Err(PanicReport { message, location }) => Outcome::Panicked { message, location },
-            }
-        }
-    };
-    *call.out.borrow_mut() = Some(outcome);
-    0
-}
-
 /// The worker's first message: ready, or why its initializer failed.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Ready(pub(crate) Option<String>);
 
 fn run(image: &ImageId, entry: i64, arg: Vec<u8>) -> Outcome {
-    match TaskEntry::from_wire(image, entry) {
+    // SAFETY: the worker reads jobs only from the socket its pool created
+    // for it, which no other process can write to; the pool built each
+    // offset with `entry_for` (a `TaskCall` entry).
+    match unsafe { TaskEntry::from_wire(image, entry) } {
         None => Outcome::Failed("the worker is not running the same executable as the pool".into()),
         Some(entry) => {
             let out = Rc::new(RefCell::new(None));
@@ -164,8 +157,8 @@ pub(crate) fn worker_main(conn: Connection) {
     {
         None | Some(Outcome::Returned(_)) => Ready(None),
         Some(Outcome::Panicked { message, location }) => Ready(Some(format!(
-            "the initializer panicked{}: {message}",
-            location.map(|l| format!(" at {l}")).unwrap_or_default()
+            "the initializer {}",
+            panic::text(&message, location.as_deref())
         ))),
         Some(Outcome::Failed(why)) => Ready(Some(format!("the initializer failed: {why}"))),
     };
