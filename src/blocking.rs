@@ -4,6 +4,35 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// How long a blocking call may wait. The three members of a family —
+/// `get`, `try_get`, `get_timeout` (likewise `put`, `lock`, `acquire`,
+/// `join`, `accept`, `result`) — are one private function taking a `Wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// As long as it takes (`get`).
+    Forever,
+    /// Not at all (`try_get`).
+    No,
+    /// Until this instant (`get_timeout`, converted once with [`Wait::timeout`]).
+    Until(Instant),
+}
+
+impl Wait {
+    /// Waits at most `timeout` from now.
+    pub(crate) fn timeout(timeout: Duration) -> Wait {
+        Wait::Until(deadline_after(timeout))
+    }
+
+    /// The deadline: `None` for ever, now for not at all.
+    pub(crate) fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Forever => None,
+            Wait::No => Some(Instant::now()),
+            Wait::Until(d) => Some(d),
+        }
+    }
+}
+
 /// `now + timeout`, saturating at a century for absurdly long timeouts.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();

@@ -204,12 +204,17 @@ fn semaphore_bounds_concurrent_processes() {
             Process::start(
                 |(slots, inside, most): (Semaphore, Atomic<AtomicU32>, Atomic<AtomicU32>)| {
                     for _ in 0..20 {
-                        slots.acquire();
+                        let unit = slots.acquire();
                         let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(n, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_micros(200));
                         inside.fetch_sub(1, Ordering::SeqCst);
-                        slots.release().unwrap();
+                        if n % 2 == 0 {
+                            drop(unit);
+                        } else {
+                            unit.forget();
+                            slots.release(1).unwrap();
+                        }
                     }
                 },
                 (slots.clone(), inside.clone(), most.clone()),
@@ -221,13 +226,14 @@ fn semaphore_bounds_concurrent_processes() {
         p.join().unwrap();
     }
     assert!(most.load(Ordering::SeqCst) <= 2);
-    assert_eq!(slots.value(), 2);
+    assert_eq!(slots.available(), 2);
     let t = Instant::now();
     let held = Semaphore::new(0).unwrap();
-    assert!(!held.acquire_timeout(Duration::from_millis(50)));
+    assert!(held.acquire_timeout(Duration::from_millis(50)).is_none());
     assert!(t.elapsed() >= Duration::from_millis(50));
     let bounded = Semaphore::bounded(1).unwrap();
-    assert_eq!(bounded.release().unwrap_err().bound, 1);
+    assert_eq!(bounded.release(1).unwrap_err().limit, 1);
+    assert!(Semaphore::new(1usize << 33).is_err());
     assert!(Semaphore::bounded(0).is_err());
 }
 
@@ -318,17 +324,17 @@ fn barrier_rounds_and_a_timeout_that_breaks_it() {
                 |b: Barrier| {
                     (0..50)
                         .map(|_| b.wait_timeout(Duration::from_secs(30)).unwrap())
-                        .collect::<Vec<u32>>()
+                        .collect::<Vec<usize>>()
                 },
                 b.clone(),
             )
             .unwrap()
         })
         .collect();
-    let mine: Vec<u32> = (0..50)
+    let mine: Vec<usize> = (0..50)
         .map(|_| b.wait_timeout(Duration::from_secs(30)).unwrap())
         .collect();
-    let theirs: Vec<Vec<u32>> = ps.iter_mut().map(|p| p.join().unwrap()).collect();
+    let theirs: Vec<Vec<usize>> = ps.iter_mut().map(|p| p.join().unwrap()).collect();
     // Every round, the three arrival indices are 0, 1 and 2.
     for round in 0..50 {
         let mut idx = [mine[round], theirs[0][round], theirs[1][round]];

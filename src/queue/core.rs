@@ -51,7 +51,7 @@ impl<T, S: Store<T>> Core<T, S> {
         self.put_inner(item, None, true)
     }
 
-    pub(crate) fn put_deadline(
+    pub(crate) fn put_until(
         &self,
         item: T,
         deadline: Option<Instant>,
@@ -104,7 +104,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     pub(crate) fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_deadline(item, Some(deadline_after(timeout)))
+        self.put_until(item, Some(deadline_after(timeout)))
     }
 
     #[inline]
@@ -122,7 +122,7 @@ impl<T, S: Store<T>> Core<T, S> {
         }
     }
 
-    pub(crate) fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, GetError> {
+    pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
         self.getters
             .wait_until(deadline, || match self.try_get() {
                 Err(GetError::Empty) => None,
@@ -132,7 +132,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_deadline(Some(deadline_after(timeout)))
+        self.get_until(Some(deadline_after(timeout)))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -167,7 +167,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     /// Waits until every item put has been marked done; false on timeout.
-    pub(crate) fn join_deadline(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn join_until(&self, deadline: Option<Instant>) -> bool {
         self.joiners
             .wait_until(deadline, || (self.unfinished_tasks() == 0).then_some(()))
             .is_some()

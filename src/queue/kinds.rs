@@ -40,7 +40,7 @@ macro_rules! queue_type {
             /// Adds `item`, waiting for room. Fails only once the queue is shut
             /// down (the item comes back in the error).
             pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-                self.core.put_deadline(item, None)
+                self.core.put_until(item, None)
             }
 
             #[doc = concat!("Adds `item` if there is room now; [`PutError::Full`] otherwise.\n\n```\nuse multiproc::queue::{", stringify!($name), ", PutError};\n\nlet q = ", stringify!($name), "::new(1);\nq.try_put(1).unwrap();\nassert_eq!(q.try_put(2), Err(PutError::Full(2)));\n```")]
@@ -57,7 +57,7 @@ macro_rules! queue_type {
             /// Takes the next item, waiting for one. Fails only once the queue
             /// is shut down *and* empty.
             pub fn get(&self) -> Result<T, GetError> {
-                self.core.get_deadline(None)
+                self.core.get_until(None)
             }
 
             /// Takes the next item if there is one now; [`GetError::Empty`]
@@ -107,13 +107,13 @@ macro_rules! queue_type {
             /// Waits until every item put has been marked done by
             /// [`task_done`](Self::task_done).
             pub fn join(&self) {
-                self.core.join_deadline(None);
+                self.core.join_until(None);
             }
 
             /// [`join`](Self::join) for at most `timeout`; false if items were
             /// still unfinished then.
             pub fn join_timeout(&self, timeout: Duration) -> bool {
-                self.core.join_deadline(Some(deadline_after(timeout)))
+                self.core.join_until(Some(deadline_after(timeout)))
             }
 
             #[doc = concat!("Shuts the queue down (Python 3.13's `shutdown`): every `put`, waiting or not, fails with [`PutError::ShutDown`]; `get` still returns the items left, then fails with [`GetError::ShutDown`]. With `immediate`, the items left are dropped (and counted done for `join`) and waiting `join`s return.\n\n```\nuse multiproc::queue::{", stringify!($name), ", GetError, PutError};\n\nlet q = ", stringify!($name), "::new(0);\nq.put(1).unwrap();\nq.shutdown(false);\nassert_eq!(q.put(2), Err(PutError::ShutDown(2)));\nassert_eq!(q.get(), Ok(1));\nassert_eq!(q.get(), Err(GetError::ShutDown));\n```")]

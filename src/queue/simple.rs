@@ -56,7 +56,7 @@ impl<T: Send> SimpleQueue<T> {
 
     /// Takes the next item, waiting for one.
     pub fn get(&self) -> T {
-        match self.core.get_deadline(None) {
+        match self.core.get_until(None) {
             Ok(item) => item,
             Err(_) => unreachable!("a queue that is never shut down waits until it has an item"),
         }

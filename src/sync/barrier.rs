@@ -9,16 +9,20 @@ use super::region::{Region, SharedSafe, shared_handle};
 use crate::blocking::deadline_after;
 use crate::os::shm;
 
-/// Why a barrier wait failed.
+/// Why a barrier wait let a party through without the others; the same
+/// error for [`sync::Barrier`](Barrier) and
+/// [`threading::Barrier`](crate::threading::Barrier).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
 )]
 pub enum BarrierError {
-    /// The barrier is broken: a wait timed out, or it was aborted.
+    /// The barrier is broken: a waiter timed out, it was aborted (or, for
+    /// the thread barrier, reset, or its action panicked).
     #[error("the barrier is broken")]
     Broken,
-    /// This wait timed out (and broke the barrier, as in Python).
-    #[error("timed out waiting at the barrier")]
+    /// This wait timed out; the barrier is broken for the others too (as
+    /// in Python).
+    #[error("timed out waiting at the barrier (it is now broken)")]
     Timeout,
 }
 
@@ -38,7 +42,7 @@ pub(crate) struct BarrierState {
 unsafe impl SharedSafe for BarrierState {}
 
 /// The most parties a barrier can have.
-pub const MAX_PARTIES: u32 = u16::MAX as u32;
+pub const MAX_PARTIES: usize = u16::MAX as usize;
 
 /// A barrier in shared memory; Python's `multiprocessing.Barrier`.
 ///
@@ -74,7 +78,7 @@ impl fmt::Debug for Barrier {
 
 impl Barrier {
     /// A barrier for `parties` parties (1 to [`MAX_PARTIES`]).
-    pub fn new(parties: u32) -> io::Result<Barrier> {
+    pub fn new(parties: usize) -> io::Result<Barrier> {
         if parties == 0 || parties > MAX_PARTIES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -83,7 +87,7 @@ impl Barrier {
         }
         Ok(Barrier {
             region: Region::create(0, |s: &BarrierState| {
-                s.parties.store(parties, Ordering::Relaxed)
+                s.parties.store(parties as u32, Ordering::Relaxed)
             })?,
         })
     }
@@ -93,13 +97,13 @@ impl Barrier {
     }
 
     /// The number of parties.
-    pub fn parties(&self) -> u32 {
-        self.s().parties.load(Ordering::Relaxed)
+    pub fn parties(&self) -> usize {
+        self.s().parties.load(Ordering::Relaxed) as usize
     }
 
     /// Parties waiting now.
-    pub fn n_waiting(&self) -> u32 {
-        self.s().word.load(Ordering::Relaxed) & 0xffff
+    pub fn n_waiting(&self) -> usize {
+        (self.s().word.load(Ordering::Relaxed) & 0xffff) as usize
     }
 
     /// `true` once broken (a timeout or [`abort`](Self::abort)).
@@ -118,19 +122,19 @@ impl Barrier {
 
     /// Waits until all parties have arrived; returns this party's arrival
     /// index (0 for the first).
-    pub fn wait(&self) -> Result<u32, BarrierError> {
+    pub fn wait(&self) -> Result<usize, BarrierError> {
         self.wait_until(None)
     }
 
     /// Like [`wait`](Self::wait), at most `timeout`; on timeout the barrier
     /// breaks for everyone, as in Python.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BarrierError> {
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
         self.wait_until(Some(deadline_after(timeout)))
     }
 
-    fn wait_until(&self, deadline: Option<Instant>) -> Result<u32, BarrierError> {
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BarrierError> {
         let s = self.s();
-        let parties = self.parties();
+        let parties = s.parties.load(Ordering::Relaxed);
         let mut w = s.word.load(Ordering::SeqCst);
         let (generation, index) = loop {
             if self.is_broken() {
@@ -150,7 +154,7 @@ impl Barrier {
                 Ok(_) if n + 1 == parties => {
                     s.seq.fetch_add(1, Ordering::SeqCst);
                     shm::wake(&s.seq, u32::MAX >> 1);
-                    return Ok(n);
+                    return Ok(n as usize);
                 }
                 Ok(_) => break (generation, n),
                 Err(now) => w = now,
@@ -162,7 +166,7 @@ impl Barrier {
             let seq = s.seq.load(Ordering::SeqCst);
             let w = s.word.load(Ordering::SeqCst);
             if w >> 16 != generation {
-                return Ok(index);
+                return Ok(index as usize);
             }
             if self.is_broken() {
                 return Err(BarrierError::Broken);

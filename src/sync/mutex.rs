@@ -7,14 +7,14 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::raw::{Acquired, RawLock};
 use super::region::{Region, SharedSafe};
-use crate::blocking::deadline_after;
+use crate::blocking::Wait;
 
 /// Why the data behind a lock may be inconsistent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,14 +157,6 @@ pub(crate) struct Cells<T: Pod> {
     region: Region<LockState>,
     len: usize,
     _data: PhantomData<T>,
-}
-
-/// How long a lock call may wait.
-#[derive(Clone, Copy)]
-pub(crate) enum Wait {
-    Forever,
-    No,
-    Until(Instant),
 }
 
 impl<T: Pod> Cells<T> {
@@ -381,7 +373,7 @@ impl<T: Pod> Mutex<T> {
         &self,
         timeout: Duration,
     ) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
-        self.take(Wait::Until(deadline_after(timeout)))
+        self.take(Wait::timeout(timeout))
     }
 
     /// `true` if a holder died or panicked and nobody cleared it since.

@@ -5,11 +5,11 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::mutex::{LockState, Poisoned, TryLockError};
 use super::region::{Region, SharedSafe, shared_handle};
-use crate::blocking::deadline_after;
+use crate::blocking::Wait;
 
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -106,7 +106,7 @@ impl RLock {
 
     fn take(
         &self,
-        deadline: Option<Option<Instant>>,
+        wait: Wait,
     ) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
         let s = self.s();
         let guard = || RLockGuard {
@@ -117,9 +117,10 @@ impl RLock {
             s.depth.fetch_add(1, Ordering::Relaxed);
             return Ok(guard());
         }
-        let got = match deadline {
-            None => s.lock.raw.try_lock(),
-            Some(d) => s.lock.raw.lock(d),
+        let got = match wait {
+            Wait::No => s.lock.raw.try_lock(),
+            Wait::Forever => s.lock.raw.lock(None),
+            Wait::Until(d) => s.lock.raw.lock(Some(d)),
         }
         .ok_or(TryLockError::WouldBlock)?;
         let poison = s.lock.note(got);
@@ -133,12 +134,12 @@ impl RLock {
 
     /// Takes the lock (again, if this thread holds it).
     pub fn lock(&self) -> Result<RLockGuard<'_>, Poisoned<RLockGuard<'_>>> {
-        super::mutex::untimed(self.take(Some(None)))
+        super::mutex::untimed(self.take(Wait::Forever))
     }
 
     /// Takes the lock if free (or held by this thread).
     pub fn try_lock(&self) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
-        self.take(None)
+        self.take(Wait::No)
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -146,7 +147,7 @@ impl RLock {
         &self,
         timeout: Duration,
     ) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
-        self.take(Some(Some(deadline_after(timeout))))
+        self.take(Wait::timeout(timeout))
     }
 }
 

@@ -7,18 +7,7 @@ use std::time::{Duration, Instant};
 use crate::blocking::{deadline_after, lock, wait_while};
 use crate::panic::{self, Report};
 
-/// Why [`Barrier::wait`] let a thread through without the others.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BarrierError {
-    /// The barrier is broken: a waiter timed out, [`abort`](Barrier::abort)
-    /// or [`reset`](Barrier::reset) was called, or the action panicked.
-    #[error("the barrier is broken")]
-    Broken,
-    /// This thread's `wait_timeout` passed; the barrier is broken for the
-    /// others too (as in Python).
-    #[error("timed out waiting at the barrier (it is now broken)")]
-    Timeout,
-}
+pub use crate::sync::BarrierError;
 
 /// How one round of the barrier ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,7 +81,7 @@ impl Barrier {
     /// Waits for the other parties; returns this thread's arrival index
     /// (0 for the first, `parties - 1` for the last).
     pub fn wait(&self) -> Result<usize, BarrierError> {
-        self.wait_deadline(None)
+        self.wait_until(None)
     }
 
     /// [`wait`](Self::wait) for at most `timeout`. When it passes, this
@@ -110,10 +99,10 @@ impl Barrier {
     /// assert!(!b.is_broken());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
-        self.wait_deadline(Some(deadline_after(timeout)))
+        self.wait_until(Some(deadline_after(timeout)))
     }
 
-    fn wait_deadline(&self, deadline: Option<Instant>) -> Result<usize, BarrierError> {
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BarrierError> {
         let mut st = lock(&self.state);
         if st.broken {
             return Err(BarrierError::Broken);

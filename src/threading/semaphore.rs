@@ -4,6 +4,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::blocking::{deadline_after, lock, wait_while};
+pub use crate::sync::OverRelease;
 
 /// A count of permits; `acquire` takes one, waiting while there is none —
 /// Python's `threading.Semaphore`.
@@ -68,7 +69,7 @@ impl Semaphore {
 
     /// Takes a permit, waiting for one.
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.acquire_deadline(None).expect("no deadline")
+        self.acquire_until(None).expect("no deadline")
     }
 
     /// Takes a permit if one is free now.
@@ -82,10 +83,10 @@ impl Semaphore {
 
     /// Takes a permit, waiting at most `timeout`; `None` if none came.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.acquire_deadline(Some(deadline_after(timeout)))
+        self.acquire_until(Some(deadline_after(timeout)))
     }
 
-    fn acquire_deadline(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
+    fn acquire_until(&self, deadline: Option<Instant>) -> Option<SemaphoreGuard<'_>> {
         let (mut permits, timed_out) =
             wait_while(&self.cond, lock(&self.permits), deadline, |p| *p == 0);
         if timed_out {
@@ -133,14 +134,6 @@ impl Semaphore {
 pub struct BoundedSemaphore {
     sem: Semaphore,
     limit: usize,
-}
-
-/// A [`BoundedSemaphore`] was released more times than it was acquired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("semaphore released too many times (its limit is {limit})")]
-pub struct OverRelease {
-    /// The initial count, which the semaphore may not exceed.
-    pub limit: usize,
 }
 
 impl BoundedSemaphore {

@@ -17,7 +17,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use error::{GetError, PutError, TaskDoneError};
 use ring::{Ring, Stop};
 
-use crate::blocking::deadline_after;
+use crate::blocking::{Wait, deadline_after};
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
 use crate::sync::region::Region;
 
@@ -108,24 +108,6 @@ fn get_stop(stop: Stop, would_block: bool) -> GetError {
         Stop::Timeout => GetError::Timeout,
         Stop::Closed => GetError::Closed,
         Stop::Corrupt(why) => GetError::Corrupt(why),
-    }
-}
-
-/// How long a call may wait.
-#[derive(Clone, Copy)]
-enum Wait {
-    Forever,
-    No,
-    Until(Instant),
-}
-
-impl Wait {
-    fn deadline(self) -> Option<Instant> {
-        match self {
-            Wait::Forever => None,
-            Wait::No => Some(Instant::now()),
-            Wait::Until(d) => Some(d),
-        }
     }
 }
 
@@ -236,7 +218,7 @@ impl<T> Queue<T> {
 
     /// [`put_bytes`](Self::put_bytes), waiting at most `timeout`.
     pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<(), PutError> {
-        self.put_raw(bytes, Wait::Until(deadline_after(timeout)))
+        self.put_raw(bytes, Wait::timeout(timeout))
     }
 
     /// Takes one message as raw bytes. Blocks while the queue is empty.
@@ -251,7 +233,7 @@ impl<T> Queue<T> {
 
     /// [`get_bytes`](Self::get_bytes), waiting at most `timeout`.
     pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
-        self.get_raw(Wait::Until(deadline_after(timeout)))
+        self.get_raw(Wait::timeout(timeout))
     }
 }
 
@@ -307,7 +289,7 @@ impl<T: Serialize> Queue<T> {
     /// Puts a value, waiting at most `timeout` for room
     /// ([`PutError::Timeout`]).
     pub fn put_timeout(&self, value: &T, timeout: Duration) -> Result<(), PutError> {
-        self.put_value(value, Wait::Until(deadline_after(timeout)))
+        self.put_value(value, Wait::timeout(timeout))
     }
 }
 
@@ -334,7 +316,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// Takes the oldest value, waiting at most `timeout`
     /// ([`GetError::Timeout`]); Python's `get(True, timeout)`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_value(Wait::Until(deadline_after(timeout)))
+        self.get_value(Wait::timeout(timeout))
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytemuck::Pod;
 use serde::{Deserialize, Serialize};
 
-use crate::blocking::deadline_after;
-use crate::sync::mutex::{Cells, Wait, guarded, untimed};
+use crate::blocking::Wait;
+use crate::sync::mutex::{Cells, guarded, untimed};
 use crate::sync::{Poisoned, TryLockError};
 
 /// A fixed-length array of plain data in shared memory with its
@@ -93,7 +93,7 @@ impl<T: Pod> Array<T> {
         &self,
         timeout: Duration,
     ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
-        self.take(Wait::Until(deadline_after(timeout)))
+        self.take(Wait::timeout(timeout))
     }
 
     fn locked(&self) -> ArrayGuard<'_, T> {
