@@ -50,10 +50,7 @@ fn result_and_errors() {
     // Errors can be read many times; a value once.
     let f = failing(&pool);
     assert!(f.result().is_err());
-    assert!(matches!(
-        f.try_result(),
-        Some(Err(TaskError::Panicked { .. }))
-    ));
+    assert!(matches!(f.try_result(), Err(TaskError::Panicked { .. })));
     let f = pool.submit(|| String::from("once"));
     assert_eq!(f.result().unwrap(), "once");
     assert_eq!(f.result(), Err(TaskError::Retrieved));
@@ -70,7 +67,7 @@ fn result_timeout_leaves_the_future_usable() {
         Err(TaskError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
-    assert_eq!(f.try_result(), None);
+    assert_eq!(f.try_result(), Err(TaskError::Timeout));
     gate.set();
     assert_eq!(f.result_timeout(Duration::from_secs(30)), Ok(7));
 }

@@ -54,7 +54,7 @@ fn try_and_timeout_variants() {
     let t = Instant::now();
     assert!(matches!(
         q.get_timeout(Duration::from_millis(60)),
-        Err(GetError::Timeout)
+        Err(GetError::Empty)
     ));
     assert!(t.elapsed() >= Duration::from_millis(60));
     q.put(&1).unwrap();
@@ -64,7 +64,7 @@ fn try_and_timeout_variants() {
     let t = Instant::now();
     assert!(matches!(
         q.put_timeout(&3, Duration::from_millis(60)),
-        Err(PutError::Timeout)
+        Err(PutError::Full)
     ));
     assert!(t.elapsed() >= Duration::from_millis(60));
     assert_eq!((q.len(), q.try_get().unwrap(), q.get().unwrap()), (2, 1, 2));
@@ -183,7 +183,7 @@ fn four_producers_four_consumers_no_loss_no_duplicate_fifo_per_producer() {
                                 assert_eq!(b, payload(p, s, size_of_msg(s)), "payload damaged");
                                 got.push((p, s));
                             }
-                            Err(GetError::Closed) => return got,
+                            Err(GetError::ShutDown) => return got,
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -196,7 +196,7 @@ fn four_producers_four_consumers_no_loss_no_duplicate_fifo_per_producer() {
     for p in &mut producers {
         p.join().unwrap();
     }
-    q.close();
+    q.shutdown();
     let mut all = HashSet::new();
     for c in &mut consumers {
         let got = c.join().unwrap();
@@ -237,7 +237,7 @@ fn a_streamed_put_that_times_out_is_withdrawn() {
     let q: Queue<()> = Queue::with_capacity(0, 4096).unwrap();
     // Nobody reads: the stream cannot finish.
     let r = q.put_bytes_timeout(&vec![1u8; 100_000], Duration::from_millis(50));
-    assert!(matches!(r, Err(PutError::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(PutError::Full)), "{r:?}");
     assert_eq!(q.len(), 0);
     q.put_bytes(b"small").unwrap();
     // The consumer drops the withdrawn pieces and gets the next message.
@@ -279,19 +279,19 @@ fn close_stops_producers_and_drains_consumers() {
     let _c = common::clean();
     let q: SimpleQueue<u8> = SimpleQueue::new().unwrap();
     q.put(&1).unwrap();
-    q.close();
-    assert!(matches!(q.put(&2), Err(PutError::Closed)));
+    q.shutdown();
+    assert!(matches!(q.put(&2), Err(PutError::ShutDown)));
     assert_eq!(q.get().unwrap(), 1);
-    assert!(matches!(q.get(), Err(GetError::Closed)));
+    assert!(matches!(q.get(), Err(GetError::ShutDown)));
     // A getter blocked in another process is released by close.
     let q: Queue<u8> = Queue::new(1).unwrap();
     let mut p = Process::start(
-        |q: Queue<u8>| matches!(q.get(), Err(GetError::Closed)),
+        |q: Queue<u8>| matches!(q.get(), Err(GetError::ShutDown)),
         q.clone(),
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    q.close();
+    q.shutdown();
     assert!(p.join().unwrap());
 }
 
@@ -472,7 +472,7 @@ fn producers_and_consumers_killed_at_random() {
                 assert_eq!(b, payload(p, s, size_of_msg(s)), "damaged message");
                 drained.push((p, s));
             }
-            Err(GetError::Timeout) => break,
+            Err(GetError::Empty) => break,
             Err(e) => panic!("{e}"),
         }
     }

@@ -38,7 +38,7 @@ fn fn_item_and_closure_in_every_method() {
         );
         assert_eq!(p.join().unwrap(), "cba", "{m:?}");
         assert_eq!(p.exit_status(), Some(ExitStatus::Code(0)));
-        assert!(matches!(p.join(), Err(ProcessError::AlreadyJoined)));
+        assert!(matches!(p.join(), Err(ProcessError::Retrieved)));
     }
 }
 
@@ -48,18 +48,18 @@ fn exit_codes_and_signals() {
     for m in METHODS {
         let mut p = start!(m, |code: i32| -> () { std::process::exit(code) }, 7);
         assert!(
-            matches!(p.join(), Err(ProcessError::Died(ExitStatus::Code(7)))),
+            matches!(p.join(), Err(ProcessError::Died { status: ExitStatus::Code(7) })),
             "{m:?}"
         );
         let mut p = start!(m, |()| -> () { std::process::exit(0) }, ());
         assert!(
-            matches!(p.join(), Err(ProcessError::Died(ExitStatus::Code(0)))),
+            matches!(p.join(), Err(ProcessError::Died { status: ExitStatus::Code(0) })),
             "{m:?}"
         );
         let mut p = start!(m, |()| -> () { std::process::abort() }, ());
         let err = p.join().unwrap_err();
         assert!(
-            matches!(err, ProcessError::Died(ExitStatus::Signal(libc::SIGABRT))),
+            matches!(err, ProcessError::Died { status: ExitStatus::Signal(libc::SIGABRT) }),
             "{m:?}: {err:?}"
         );
         assert_eq!(p.exit_status().unwrap().python_exitcode(), -libc::SIGABRT);
@@ -108,7 +108,7 @@ fn join_timeout_terminate_kill_is_alive() {
         assert!(
             matches!(
                 p.join(),
-                Err(ProcessError::Died(ExitStatus::Signal(libc::SIGTERM)))
+                Err(ProcessError::Died { status: ExitStatus::Signal(libc::SIGTERM) })
             ),
             "{m:?}"
         );
@@ -119,7 +119,7 @@ fn join_timeout_terminate_kill_is_alive() {
         p.kill().unwrap();
         assert!(matches!(
             p.join(),
-            Err(ProcessError::Died(ExitStatus::Signal(libc::SIGKILL)))
+            Err(ProcessError::Died { status: ExitStatus::Signal(libc::SIGKILL) })
         ));
         assert_eq!(p.exit_status().map(ExitStatus::python_exitcode), Some(-9));
     }

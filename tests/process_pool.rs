@@ -169,7 +169,7 @@ fn a_task_past_its_timeout_is_killed() {
     let t = Instant::now();
     assert_eq!(
         stuck.result(),
-        Err(TaskError::TimedOut(Duration::from_millis(100)))
+        Err(TaskError::DeadlineExceeded(Duration::from_millis(100)))
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     for (x, f) in quick.iter().enumerate() {
@@ -230,9 +230,9 @@ fn shutdown_with_and_without_cancel() {
     assert_eq!(running.result(), Ok(100), "a running task finishes");
     for f in &queued {
         let r = f.result();
-        assert!(r == Err(TaskError::Shutdown) || r.is_ok(), "queued: {r:?}");
+        assert!(r == Err(TaskError::ShutDown) || r.is_ok(), "queued: {r:?}");
     }
-    assert_eq!(pool.submit(square, 2).result(), Err(TaskError::Shutdown));
+    assert_eq!(pool.submit(square, 2).result(), Err(TaskError::ShutDown));
 
     // Without cancel, the queue drains before the workers exit.
     let pool = ProcessPool::new(2).unwrap();

@@ -52,18 +52,18 @@ fn full_and_empty() {
     assert_eq!(l.try_put(2), Err(PutError::Full(2)));
     let p = PriorityQueue::new(1);
     p.put(1).unwrap();
-    assert_eq!(p.put_timeout(2, SHORT), Err(PutError::Timeout(2)));
+    assert_eq!(p.put_timeout(2, SHORT), Err(PutError::Full(2)));
 }
 
 #[test]
 fn timeouts_wait_at_least_as_asked() {
     let q = Queue::<u8>::new(1);
     let t = Instant::now();
-    assert_eq!(q.get_timeout(SHORT), Err(GetError::Timeout));
+    assert_eq!(q.get_timeout(SHORT), Err(GetError::Empty));
     assert!(t.elapsed() >= SHORT);
     q.put(1).unwrap();
     let t = Instant::now();
-    assert_eq!(q.put_timeout(2, SHORT), Err(PutError::Timeout(2)));
+    assert_eq!(q.put_timeout(2, SHORT), Err(PutError::Full(2)));
     assert!(t.elapsed() >= SHORT);
     assert_eq!(q.unfinished_tasks(), 1);
 }
@@ -172,7 +172,7 @@ fn simple_queue() {
     let q = SimpleQueue::new();
     assert_eq!(q.try_get(), Err(GetError::Empty));
     let t = Instant::now();
-    assert_eq!(q.get_timeout(SHORT), Err(GetError::Timeout));
+    assert_eq!(q.get_timeout(SHORT), Err(GetError::Empty));
     assert!(t.elapsed() >= SHORT);
     let producer = {
         let q = q.clone();

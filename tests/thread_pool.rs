@@ -187,7 +187,7 @@ fn shutdown_with_cancel_futures() {
         assert_eq!(f.result(), Err(TaskError::Cancelled));
     }
     assert_eq!(pool.threads(), 0, "shutdown(wait) waited for the threads");
-    assert_eq!(pool.submit(|| 0).result(), Err(TaskError::Shutdown));
+    assert_eq!(pool.submit(|| 0).result(), Err(TaskError::ShutDown));
 }
 
 #[test]

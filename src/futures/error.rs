@@ -20,13 +20,15 @@ pub enum TaskError {
     /// The task was cancelled before it ran.
     #[error("the task was cancelled")]
     Cancelled,
-    /// `result_timeout`: the task was not done in time. It goes on; ask
-    /// again later.
+    /// `result_timeout` or `try_result`: the task is not done yet. It goes
+    /// on; ask again later. (The caller stopped waiting; compare
+    /// [`DeadlineExceeded`](Self::DeadlineExceeded), where the task was
+    /// stopped.)
     #[error("timed out waiting for the task (it is still pending)")]
     Timeout,
     /// The executor was shut down before it ran the task.
     #[error("the executor was shut down before the task ran")]
-    Shutdown,
+    ShutDown,
     /// The executor cannot run tasks any more.
     #[error("the executor is broken: {0}")]
     Broken(String),
@@ -38,9 +40,12 @@ pub enum TaskError {
         /// How the worker ended.
         status: crate::process::ExitStatus,
     },
-    /// The task ran past its timeout; its worker was killed and replaced.
-    #[error("the task ran past its timeout of {0:?}; its worker was killed")]
-    TimedOut(std::time::Duration),
+    /// The task ran past its own timeout
+    /// ([`TaskOptions::timeout`](crate::executor::TaskOptions)); its worker
+    /// was killed and replaced. (The task was stopped; compare
+    /// [`Timeout`](Self::Timeout), where only the caller stopped waiting.)
+    #[error("the task ran past its deadline of {0:?}; its worker was killed")]
+    DeadlineExceeded(std::time::Duration),
     /// The value was already taken by an earlier `result` or `.await`.
     #[error("the value was already taken from this future")]
     Retrieved,

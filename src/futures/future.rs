@@ -78,11 +78,24 @@ impl<T> Future<T> {
         Shared::take(&mut st)
     }
 
-    /// The outcome if the task is done, without waiting; `None` while it is
+    /// The outcome if the task is done, without waiting; like
+    /// `result_timeout(Duration::ZERO)`, [`TaskError::Timeout`] while it is
     /// pending or running.
-    pub fn try_result(&self) -> Option<Result<T, TaskError>> {
-        let mut st = self.shared.lock();
-        st.is_done().then(|| Shared::take(&mut st))
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::{executor::ThreadPool, futures::TaskError, threading::Event};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = ThreadPool::new(1);
+    /// let go = Arc::new(Event::new());
+    /// let future = pool.submit({ let go = go.clone(); move || { go.wait(); 7 } });
+    /// assert_eq!(future.try_result(), Err(TaskError::Timeout));
+    /// go.set();
+    /// assert_eq!(future.result_timeout(Duration::from_secs(60)), Ok(7));
+    /// ```
+    pub fn try_result(&self) -> Result<T, TaskError> {
+        Shared::take(&mut self.shared.lock())
     }
 
     /// Cancels the task: true if it is (now) cancelled, false if it is done,

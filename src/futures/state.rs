@@ -289,7 +289,7 @@ impl<T> State<T> {
 }
 
 /// The executor's end of a future. Dropped without completing (the job was
-/// discarded), it fails the future with [`TaskError::Shutdown`].
+/// discarded), it fails the future with [`TaskError::ShutDown`].
 pub(crate) struct Promise<T> {
     shared: Option<Arc<Shared<T>>>,
 }
@@ -332,7 +332,7 @@ impl<T> Promise<T> {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         if let Some(s) = self.shared.take() {
-            s.complete(Err(TaskError::Shutdown));
+            s.complete(Err(TaskError::ShutDown));
         }
     }
 }

@@ -33,9 +33,13 @@ pub enum ProcessError {
     },
     /// The process ended without returning a value: it called `exit`, was
     /// killed by a signal, aborted, or ran out of memory.
-    #[error("the process ended with {0} before returning a value")]
-    Died(ExitStatus),
-    /// `join_timeout` or `try_join`: the process is still running.
+    #[error("the process ended with {status} before returning a value")]
+    Died {
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// `join_timeout` or `try_join`: the process is still running (ask
+    /// again later).
     #[error("timed out: the process is still running")]
     Timeout,
     /// The child could not call the function: not the same executable as its
@@ -45,9 +49,10 @@ pub enum ProcessError {
     /// The value the child sent could not be received or decoded.
     #[error("cannot receive the result: {0}")]
     Result(RecvError),
-    /// The value was already taken by an earlier `join`.
-    #[error("the process was already joined")]
-    AlreadyJoined,
+    /// The value was already taken by an earlier `join` (the same word as
+    /// [`TaskError::Retrieved`](crate::futures::TaskError::Retrieved)).
+    #[error("the value was already taken by an earlier join")]
+    Retrieved,
     /// The operating system refused.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),

@@ -258,7 +258,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// Waits for the process to end and returns the value of its function.
     ///
     /// The value is handed out once; a second `join` returns
-    /// [`ProcessError::AlreadyJoined`] ([`exit_status`](Self::exit_status)
+    /// [`ProcessError::Retrieved`] ([`exit_status`](Self::exit_status)
     /// stays available).
     pub fn join(&mut self) -> Result<R, ProcessError> {
         self.join_until(None)
@@ -290,7 +290,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     fn join_until(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
         if self.joined {
-            return Err(ProcessError::AlreadyJoined);
+            return Err(ProcessError::Retrieved);
         }
         let status = loop {
             self.drain();
@@ -316,7 +316,7 @@ impl<R: DeserializeOwned> Process<R> {
             }
             Some(Ok(Outcome::Failed(why))) => Err(ProcessError::Failed(why)),
             Some(Err(e)) => Err(ProcessError::Result(e)),
-            None => Err(ProcessError::Died(status)),
+            None => Err(ProcessError::Died { status }),
         }
     }
 }

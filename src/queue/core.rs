@@ -96,8 +96,7 @@ impl<T, S: Store<T>> Core<T, S> {
                 self.task_done_silently();
                 Err(match failed {
                     Some(Err(e)) => e,
-                    _ if once => PutError::Full(item.expect("not put")),
-                    _ => PutError::Timeout(item.expect("not put")),
+                    _ => PutError::Full(item.expect("not put")),
                 })
             }
         }
@@ -128,7 +127,7 @@ impl<T, S: Store<T>> Core<T, S> {
                 Err(GetError::Empty) => None,
                 other => Some(other),
             })
-            .unwrap_or(Err(GetError::Timeout))
+            .unwrap_or(Err(GetError::Empty))
     }
 
     pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {

@@ -3,12 +3,10 @@
 /// Why a `put` did not add the item; the item comes back inside.
 #[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PutError<T> {
-    /// `try_put`: the queue is full.
+    /// `try_put`: the queue is full; `put_timeout`: still full when the
+    /// timeout passed. Python's `queue.Full`, for both.
     #[error("the queue is full")]
     Full(T),
-    /// `put_timeout`: still full when the timeout passed.
-    #[error("timed out: the queue stayed full")]
-    Timeout(T),
     /// The queue was shut down.
     #[error("the queue is shut down")]
     ShutDown(T),
@@ -18,7 +16,7 @@ impl<T> PutError<T> {
     /// The item that was not put.
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(t) | PutError::Timeout(t) | PutError::ShutDown(t) => t,
+            PutError::Full(t) | PutError::ShutDown(t) => t,
         }
     }
 }
@@ -27,7 +25,6 @@ impl<T> std::fmt::Debug for PutError<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             PutError::Full(_) => "Full(..)",
-            PutError::Timeout(_) => "Timeout(..)",
             PutError::ShutDown(_) => "ShutDown(..)",
         })
     }
@@ -36,12 +33,10 @@ impl<T> std::fmt::Debug for PutError<T> {
 /// Why a `get` has no item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GetError {
-    /// `try_get`: the queue is empty.
+    /// `try_get`: the queue is empty; `get_timeout`: still empty when the
+    /// timeout passed. Python's `queue.Empty`, for both.
     #[error("the queue is empty")]
     Empty,
-    /// `get_timeout`: still empty when the timeout passed.
-    #[error("timed out: the queue stayed empty")]
-    Timeout,
     /// The queue was shut down and is empty.
     #[error("the queue is shut down and empty")]
     ShutDown,

@@ -49,7 +49,7 @@ macro_rules! queue_type {
             }
 
             /// Adds `item`, waiting at most `timeout` for room;
-            /// [`PutError::Timeout`] (with the item) if none came.
+            /// [`PutError::Full`] (with the item) if none came.
             pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
                 self.core.put_timeout(item, timeout)
             }
@@ -66,7 +66,7 @@ macro_rules! queue_type {
                 self.core.try_get()
             }
 
-            #[doc = concat!("Takes the next item, waiting at most `timeout` (Python's `get(True, timeout)`); [`GetError::Timeout`] if none came.\n\n```\nuse std::time::Duration;\nuse multiproc::queue::{", stringify!($name), ", GetError};\n\nlet q = ", stringify!($name), "::<u8>::new(0);\nassert_eq!(q.get_timeout(Duration::from_millis(10)), Err(GetError::Timeout));\n```")]
+            #[doc = concat!("Takes the next item, waiting at most `timeout` (Python's `get(True, timeout)`); [`GetError::Empty`] if none came.\n\n```\nuse std::time::Duration;\nuse multiproc::queue::{", stringify!($name), ", GetError};\n\nlet q = ", stringify!($name), "::<u8>::new(0);\nassert_eq!(q.get_timeout(Duration::from_millis(10)), Err(GetError::Empty));\n```")]
             pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
                 self.core.get_timeout(timeout)
             }

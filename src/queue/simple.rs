@@ -68,7 +68,7 @@ impl<T: Send> SimpleQueue<T> {
         self.core.try_get()
     }
 
-    /// Takes the next item, waiting at most `timeout`; [`GetError::Timeout`]
+    /// Takes the next item, waiting at most `timeout`; [`GetError::Empty`]
     /// if none came.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.core.get_timeout(timeout)

@@ -514,7 +514,7 @@ impl Manager {
             if w.claims.revoke(n) {
                 // Never started (the worker was slow to read it).
                 let s = w.sent.pop_front().expect("a front");
-                s.task.sink.finish(Err(TaskError::TimedOut(t)));
+                s.task.sink.finish(Err(TaskError::DeadlineExceeded(t)));
             } else if w.claims.stop(n) {
                 w.killed = Some(Kill::Timeout(t));
                 let _ = w.process.kill();
@@ -553,7 +553,7 @@ impl Manager {
                 continue;
             }
             let err = match (w.killed, status) {
-                (Some(Kill::Timeout(t)), _) => TaskError::TimedOut(t),
+                (Some(Kill::Timeout(t)), _) => TaskError::DeadlineExceeded(t),
                 (Some(Kill::Cancelled), _) => TaskError::Cancelled,
                 (Some(Kill::Retired), _) => {
                     TaskError::Broken("a recycled worker was running it".into())

@@ -35,7 +35,7 @@ use crate::process::StartMethod;
 #[non_exhaustive]
 pub struct TaskOptions {
     /// Kill the task's worker when the task runs longer than this; the
-    /// future fails with [`TaskError::TimedOut`].
+    /// future fails with [`TaskError::DeadlineExceeded`].
     pub timeout: Option<Duration>,
 }
 
@@ -195,7 +195,7 @@ impl Builder {
 ///                              TaskOptions::timeout(Duration::from_millis(200)));
 /// assert_eq!(square.result(), Ok(144));
 /// assert!(matches!(crash.result(), Err(TaskError::WorkerDied { .. })));
-/// assert!(matches!(stuck.result(), Err(TaskError::TimedOut(_))));
+/// assert!(matches!(stuck.result(), Err(TaskError::DeadlineExceeded(_))));
 /// assert_eq!(pool.submit(|x: u64| x + 1, 1).result(), Ok(2)); // the pool lives on
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -216,7 +216,7 @@ impl Builder {
 ///   only the task it was running ([`TaskError::WorkerDied`] with the exit
 ///   status); the other tasks run on, a new worker takes its place.
 /// - A task past its timeout has its worker killed and replaced
-///   ([`TaskError::TimedOut`]).
+///   ([`TaskError::DeadlineExceeded`]).
 /// - [`Future::cancel`] of a task that is running kills its worker (a
 ///   new one takes its place); of one that waits, takes it back.
 /// - The pool breaks ([`TaskError::Broken`]) only when workers cannot be
@@ -324,7 +324,7 @@ impl ProcessPool {
         let mut st = lock(&self.shared.state);
         if st.shutdown {
             drop(st);
-            sink.finish(Err(TaskError::Shutdown));
+            sink.finish(Err(TaskError::ShutDown));
             return future;
         }
         if let Some(why) = st.broken.clone() {
@@ -409,7 +409,7 @@ impl ProcessPool {
     }
 
     /// Stops taking tasks. With `cancel_futures`, queued tasks are cancelled
-    /// ([`TaskError::Shutdown`]); running ones finish. With `wait`, returns
+    /// ([`TaskError::ShutDown`]); running ones finish. With `wait`, returns
     /// when every worker has exited.
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let cancelled: Vec<Pending> = {

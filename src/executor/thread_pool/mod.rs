@@ -47,7 +47,7 @@ use crate::futures::state::Promise;
 ///
 /// - `submit` after [`shutdown`](Self::shutdown) does not raise: it returns a
 ///   future that has already failed with
-///   [`TaskError::Shutdown`](crate::futures::TaskError::Shutdown).
+///   [`TaskError::ShutDown`](crate::futures::TaskError::ShutDown).
 /// - [`map`](Self::map) is lazy: it keeps a bounded number of tasks in flight
 ///   instead of submitting the whole input at once, so it works on endless
 ///   iterators.
@@ -210,7 +210,7 @@ impl ThreadPool {
     /// pool.shutdown(true, true);
     /// assert_eq!(first.result(), Ok(()));
     /// assert_eq!(queued.result(), Err(TaskError::Cancelled));
-    /// assert_eq!(pool.submit(|| ()).result(), Err(TaskError::Shutdown));
+    /// assert_eq!(pool.submit(|| ()).result(), Err(TaskError::ShutDown));
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         self.inner.shutdown(wait, cancel_futures);

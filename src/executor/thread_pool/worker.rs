@@ -120,7 +120,7 @@ impl Inner {
         }
         if jobs.shutdown {
             drop(jobs);
-            return job.fail(TaskError::Shutdown);
+            return job.fail(TaskError::ShutDown);
         }
         jobs.queue.push_back(job);
         self.queued.store(jobs.queue.len(), Ordering::Release);

@@ -6,17 +6,15 @@ use crate::codec::CodecError;
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
     /// `try_put`: the queue is full (by count or by bytes), or another
-    /// producer is in the middle of a message.
+    /// producer is in the middle of a message; `put_timeout`: still so at
+    /// the deadline (a message larger than the ring that had begun to
+    /// stream is withdrawn: no consumer receives part of it). Python's
+    /// `queue.Full`, for both.
     #[error("the queue is full")]
     Full,
-    /// `put_timeout`: still full at the deadline. A message larger than the
-    /// ring that had begun to stream is withdrawn: no consumer receives
-    /// part of it.
-    #[error("timed out waiting for room in the queue")]
-    Timeout,
-    /// The queue was closed.
-    #[error("the queue is closed")]
-    Closed,
+    /// The queue was shut down.
+    #[error("the queue is shut down")]
+    ShutDown,
     /// The value could not be encoded, is larger than the queue's message
     /// limit, or holds a handle (handles travel over a `Connection`).
     #[error(transparent)]
@@ -26,15 +24,14 @@ pub enum PutError {
 /// Why a `get` returned no message.
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
-    /// `try_get`: no message is there (or another consumer is taking one).
+    /// `try_get`: no message is there (or another consumer is taking one);
+    /// `get_timeout`: none came before the deadline. Python's
+    /// `queue.Empty`, for both.
     #[error("the queue is empty")]
     Empty,
-    /// `get_timeout`: no message came before the deadline.
-    #[error("timed out waiting for a message")]
-    Timeout,
-    /// The queue was closed and every message in it has been taken.
-    #[error("the queue is closed and empty")]
-    Closed,
+    /// The queue was shut down and every message in it has been taken.
+    #[error("the queue is shut down and empty")]
+    ShutDown,
     /// The message does not decode as the requested type (it is consumed).
     #[error(transparent)]
     Codec(#[from] CodecError),

@@ -73,8 +73,8 @@ pub const MAX_MAXSIZE: usize = i32::MAX as usize;
 ///   thread, so nothing is lost when the putting process exits right after.
 /// - A process killed inside `put` or `get` leaves the queue usable: see
 ///   `ring`.
-/// - `close` stops every producer at once; consumers then drain what is
-///   there and get [`GetError::Closed`] (Python 3.13's `shutdown`).
+/// - `shutdown` stops every producer at once; consumers then drain what is
+///   there and get [`GetError::ShutDown`] (Python 3.13's `shutdown`).
 /// - Messages cannot carry handles (they travel as file descriptors, which
 ///   shared memory cannot hold): send those over a `Connection`.
 pub struct Queue<T> {
@@ -93,20 +93,18 @@ impl<T> fmt::Debug for Queue<T> {
     }
 }
 
-fn put_stop(stop: Stop, would_block: bool) -> PutError {
+fn put_stop(stop: Stop) -> PutError {
     match stop {
-        Stop::Timeout if would_block => PutError::Full,
-        Stop::Timeout => PutError::Timeout,
-        Stop::Closed => PutError::Closed,
+        Stop::Timeout => PutError::Full,
+        Stop::Closed => PutError::ShutDown,
         Stop::Corrupt(why) => PutError::Codec(CodecError::Malformed(why)),
     }
 }
 
-fn get_stop(stop: Stop, would_block: bool) -> GetError {
+fn get_stop(stop: Stop) -> GetError {
     match stop {
-        Stop::Timeout if would_block => GetError::Empty,
-        Stop::Timeout => GetError::Timeout,
-        Stop::Closed => GetError::Closed,
+        Stop::Timeout => GetError::Empty,
+        Stop::Closed => GetError::ShutDown,
         Stop::Corrupt(why) => GetError::Corrupt(why),
     }
 }
@@ -172,15 +170,16 @@ impl<T> Queue<T> {
         self.max_message = bytes;
     }
 
-    /// Closes the queue for everyone: waiting and later `put`s fail with
-    /// [`PutError::Closed`]; `get`s drain what is there, then fail with
-    /// [`GetError::Closed`].
-    pub fn close(&self) {
+    /// Shuts the queue down for everyone (Python 3.13's
+    /// `shutdown(immediate=False)`, the same words as the thread queues):
+    /// waiting and later `put`s fail with [`PutError::ShutDown`]; `get`s
+    /// drain what is there, then fail with [`GetError::ShutDown`].
+    pub fn shutdown(&self) {
         self.ring.close()
     }
 
-    /// `true` once [`close`](Self::close) was called (by any process).
-    pub fn is_closed(&self) -> bool {
+    /// `true` once [`shutdown`](Self::shutdown) was called (by any process).
+    pub fn is_shutdown(&self) -> bool {
         self.ring.is_closed()
     }
 
@@ -194,14 +193,14 @@ impl<T> Queue<T> {
         }
         self.ring
             .put(bytes, wait.deadline())
-            .map_err(|s| put_stop(s, matches!(wait, Wait::No)))
+            .map_err(put_stop)
     }
 
     fn get_raw(&self, wait: Wait) -> Result<Vec<u8>, GetError> {
         let mut buf = Vec::new();
         self.ring
             .get_into(&mut buf, wait.deadline())
-            .map_err(|s| get_stop(s, matches!(wait, Wait::No)))?;
+            .map_err(get_stop)?;
         Ok(buf)
     }
 
@@ -287,7 +286,7 @@ impl<T: Serialize> Queue<T> {
     }
 
     /// Puts a value, waiting at most `timeout` for room
-    /// ([`PutError::Timeout`]).
+    /// ([`PutError::Full`]).
     pub fn put_timeout(&self, value: &T, timeout: Duration) -> Result<(), PutError> {
         self.put_value(value, Wait::timeout(timeout))
     }
@@ -298,7 +297,7 @@ impl<T: DeserializeOwned> Queue<T> {
         with_scratch(|buf| {
             self.ring
                 .get_into(buf, wait.deadline())
-                .map_err(|s| get_stop(s, matches!(wait, Wait::No)))?;
+                .map_err(get_stop)?;
             Ok(codec::decode(buf, Vec::new())?)
         })
     }
@@ -314,7 +313,7 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 
     /// Takes the oldest value, waiting at most `timeout`
-    /// ([`GetError::Timeout`]); Python's `get(True, timeout)`.
+    /// ([`GetError::Empty`]); Python's `get(True, timeout)`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.get_value(Wait::timeout(timeout))
     }
