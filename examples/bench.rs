@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use multiproc::executor::{ProcessPool, ThreadPool};
+use multiproc::executor::{MapOptions, ProcessPool, ThreadPool};
 use multiproc::futures::Future;
 use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
 use multiproc::process::{Process, StartMethod};
@@ -420,7 +420,7 @@ fn futex_unlock(w: &AtomicU32) {
 
 /// The same on a process pool of 2 workers.
 fn process_pool_task(n: usize) {
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let us = pool_task_us(n, |x| pool.submit(|x: u64| x * x, x));
     let extra = [("workers", "2".to_string())];
     emit("process_pool_task", us, "us/task", "multiproc", &extra);
@@ -429,11 +429,11 @@ fn process_pool_task(n: usize) {
 /// A process pool `map` of `x * x` over `0..n` in chunks of 1,000, results
 /// summed in order.
 fn process_pool_map(n: usize) {
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     pool.submit(|()| (), ()).result().unwrap(); // the workers are started
     let t = Instant::now();
     let sum: u64 = pool
-        .map(|x: u64| x * x, 0..n as u64, 1_000)
+        .map_with(|x: u64| x * x, 0..n as u64, MapOptions::default().chunksize(1_000))
         .map(Result::unwrap)
         .sum();
     let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
@@ -447,7 +447,7 @@ fn process_pool_map(n: usize) {
 
 /// A pool of 2 workers runs 1,000 tasks; every 100th aborts its worker.
 fn pool_crash_recovery(n: usize) {
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     pool.submit(|()| (), ()).result().unwrap(); // the workers are started
     let t = Instant::now();
     let futures: Vec<_> = (0..n as u64)

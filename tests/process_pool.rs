@@ -6,9 +6,13 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use multiproc::executor::{ProcessPool, TaskOptions};
+use multiproc::executor::{MapOptions, ProcessPool, TaskOptions};
 use multiproc::futures::{TaskError, as_completed};
 use multiproc::process::ExitStatus;
+
+fn chunks(n: usize) -> MapOptions {
+    MapOptions::default().chunksize(n)
+}
 
 fn square(x: u64) -> u64 {
     x * x
@@ -17,7 +21,7 @@ fn square(x: u64) -> u64 {
 #[test]
 fn results_of_fn_items_and_closures() {
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let futures: Vec<_> = (0..500u64).map(|x| pool.submit(square, x)).collect();
     let words = pool.submit(
         |w: Vec<String>| w.join(" "),
@@ -36,7 +40,7 @@ fn results_of_fn_items_and_closures() {
 #[test]
 fn a_panic_fails_its_task_and_the_worker_lives() {
     let _c = common::clean();
-    let pool = ProcessPool::new(1).unwrap();
+    let pool = ProcessPool::new(1);
     let before = pool.submit(|()| std::process::id(), ()).result().unwrap();
     let r = pool
         .submit(
@@ -58,7 +62,7 @@ fn a_panic_fails_its_task_and_the_worker_lives() {
 #[test]
 fn a_dying_worker_fails_only_its_task() {
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let futures: Vec<_> = (0..200u32)
         .map(|i| {
             pool.submit(
@@ -93,7 +97,7 @@ fn workers_killed_at_random_under_load() {
     // Children from before the pool (the fork server) are not its workers.
     let before: HashSet<u32> = common::children().into_iter().map(|(p, _)| p).collect();
     const TASKS: u64 = 10_000;
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let futures: Vec<_> = (0..TASKS)
         .map(|x| {
             pool.submit(
@@ -153,7 +157,7 @@ fn workers_killed_at_random_under_load() {
 fn a_task_past_its_timeout_is_killed() {
     let _c = common::clean();
     let pool = ProcessPool::builder()
-        .workers(2)
+        .max_workers(2)
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
@@ -181,7 +185,7 @@ fn a_task_past_its_timeout_is_killed() {
 #[test]
 fn cancel_of_a_queued_task() {
     let _c = common::clean();
-    let pool = ProcessPool::new(1).unwrap();
+    let pool = ProcessPool::new(1);
     let busy = pool.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 200);
     let queued = pool.submit(square, 3);
     assert!(queued.cancel());
@@ -194,7 +198,7 @@ fn cancel_of_a_queued_task() {
 fn workers_are_recycled_after_max_tasks() {
     let _c = common::clean();
     let pool = ProcessPool::builder()
-        .workers(1)
+        .max_workers(1)
         .max_tasks_per_child(3)
         .build()
         .unwrap();
@@ -214,7 +218,7 @@ fn workers_are_recycled_after_max_tasks() {
 #[test]
 fn shutdown_with_and_without_cancel() {
     let _c = common::clean();
-    let pool = ProcessPool::new(1).unwrap();
+    let pool = ProcessPool::new(1);
     let running = pool.submit(
         |ms: u64| {
             std::thread::sleep(Duration::from_millis(ms));
@@ -235,7 +239,7 @@ fn shutdown_with_and_without_cancel() {
     assert_eq!(pool.submit(square, 2).result(), Err(TaskError::ShutDown));
 
     // Without cancel, the queue drains before the workers exit.
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let fs: Vec<_> = (0..40u64).map(|x| pool.submit(square, x)).collect();
     drop(pool);
     for (x, f) in fs.iter().enumerate() {
@@ -246,28 +250,28 @@ fn shutdown_with_and_without_cancel() {
 #[test]
 fn map_in_chunks_is_ordered_lazy_and_fails_per_chunk() {
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let squares: Vec<u64> = pool
-        .map(square, 0..10_000u64, 97)
+        .map_with(square, 0..10_000u64, chunks(97))
         .map(Result::unwrap)
         .collect();
     assert_eq!(squares, (0..10_000u64).map(square).collect::<Vec<_>>());
     // An endless iterator: only what is consumed (and a few chunks ahead) runs.
     let first: Vec<u64> = pool
-        .map(square, 0u64.., 10)
+        .map_with(square, 0u64.., chunks(10))
         .take(25)
         .map(Result::unwrap)
         .collect();
     assert_eq!(first, (0..25u64).map(square).collect::<Vec<_>>());
     // A chunk that panics: its items get the error, the others their values.
     let results: Vec<_> = pool
-        .map(
+        .map_with(
             |x: u32| -> u32 {
                 assert!(x != 13, "unlucky");
                 x
             },
             0..30u32,
-            5,
+            chunks(5),
         )
         .collect();
     for (x, r) in results.iter().enumerate() {
@@ -277,7 +281,7 @@ fn map_in_chunks_is_ordered_lazy_and_fails_per_chunk() {
             assert_eq!(r, &Ok(x as u32));
         }
     }
-    assert_eq!(pool.map(square, Vec::<u64>::new(), 4).count(), 0);
+    assert_eq!(pool.map_with(square, Vec::<u64>::new(), chunks(4)).count(), 0);
 }
 
 static CONFIG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -286,7 +290,7 @@ static CONFIG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
 fn an_initializer_runs_in_every_worker() {
     let _c = common::clean();
     let pool = ProcessPool::builder()
-        .workers(2)
+        .max_workers(2)
         .max_tasks_per_child(5)
         .initializer(
             |v: u64| CONFIG.store(v, std::sync::atomic::Ordering::SeqCst),
@@ -313,7 +317,7 @@ fn an_initializer_runs_in_every_worker() {
 fn an_initializer_that_always_fails_breaks_the_pool_and_says_why() {
     let _c = common::clean();
     let pool = ProcessPool::builder()
-        .workers(1)
+        .max_workers(1)
         .initializer(|()| panic!("no database"), ())
         .build()
         .unwrap();
@@ -364,7 +368,7 @@ fn wait_for_marker(path: String) -> u32 {
 #[test]
 fn cancel_of_a_running_task_kills_its_worker() {
     let _c = common::clean();
-    let pool = ProcessPool::new(1).unwrap();
+    let pool = ProcessPool::new(1);
     let first = pool.submit(|()| std::process::id(), ()).result().unwrap();
     let started = marker("cancel-running");
     let hung = pool.submit(start_and_hang, started.clone());
@@ -386,7 +390,7 @@ fn cancel_of_a_running_task_kills_its_worker() {
 #[test]
 fn cancel_of_a_task_handed_to_a_worker_but_not_started() {
     let _c = common::clean();
-    let pool = ProcessPool::new(1).unwrap();
+    let pool = ProcessPool::new(1);
     let release = marker("release");
     let ran = marker("ran");
     let busy = pool.submit(wait_for_marker, release.clone());
@@ -410,7 +414,7 @@ fn cancel_of_a_task_handed_to_a_worker_but_not_started() {
 #[test]
 fn short_tasks_do_not_wait_behind_a_long_one() {
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let release = marker("long");
     // The long task and the short ones are handed out together; the short
     // ones handed to the long task's worker move to the other one. Were
@@ -434,7 +438,7 @@ fn a_worker_over_its_memory_cap_is_recycled_after_its_task() {
     let _c = common::clean();
     const MIB: usize = 1 << 20;
     let pool = ProcessPool::builder()
-        .workers(1)
+        .max_workers(1)
         .max_memory(64 * MIB as u64)
         .build()
         .unwrap();
@@ -458,7 +462,7 @@ fn a_worker_over_its_memory_cap_is_recycled_after_its_task() {
 #[test]
 fn timed_and_untimed_tasks_mixed_under_load() {
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let futures: Vec<_> = (0..600u64)
         .map(|x| {
             let options = if x % 7 == 0 {
@@ -477,7 +481,7 @@ fn timed_and_untimed_tasks_mixed_under_load() {
 #[test]
 fn map_unordered_does_not_wait_for_a_slow_chunk() {
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
+    let pool = ProcessPool::new(2);
     let release = marker("unordered");
     // A guard: were the map ordered, it would wait for ever; the marker
     // appears after 30 s anyway and the assertion below fails instead.
@@ -503,7 +507,7 @@ fn map_unordered_does_not_wait_for_a_slow_chunk() {
         assert_ne!(x, 13, "unlucky");
         x * 2
     };
-    let mut results = pool.map_unordered(slow_first, items, 4);
+    let mut results = pool.map_unordered_with(slow_first, items, chunks(4));
     let mut got: Vec<Result<u64, TaskError>> = results.by_ref().take(36).collect();
     assert!(
         !std::path::Path::new(&release).exists(),
@@ -534,8 +538,8 @@ fn map_unordered_does_not_wait_for_a_slow_chunk() {
 fn a_progress_bar_follows_a_map() {
     use multiproc::executor::indicatif::ProgressBar;
     let _c = common::clean();
-    let pool = ProcessPool::new(2).unwrap();
-    let mut squares = pool.map(square, 0..100u64, 7).progress();
+    let pool = ProcessPool::new(2);
+    let mut squares = pool.map_with(square, 0..100u64, chunks(7)).progress();
     assert_eq!(squares.bar().length(), Some(100));
     assert_eq!(squares.next(), Some(Ok(0)));
     assert_eq!(squares.bar().position(), 1);
@@ -545,7 +549,7 @@ fn a_progress_bar_follows_a_map() {
     assert!(squares.bar().is_finished());
     // An iterator that does not know its length: a counter.
     let evens = (0..50u64).filter(|x| x % 2 == 0);
-    let mut counted = pool.map_unordered(square, evens, 5).progress();
+    let mut counted = pool.map_unordered_with(square, evens, chunks(5)).progress();
     assert_eq!(counted.bar().length(), None);
     assert_eq!(counted.by_ref().count(), 25);
     assert_eq!(counted.bar().position(), 25);
@@ -563,7 +567,7 @@ fn large_arguments_and_results_do_not_jam_the_pipes() {
     let _c = common::clean();
     // Big messages both ways: the pool must never block writing to a
     // worker that is itself blocked writing an answer.
-    let pool = ProcessPool::new(1).unwrap();
+    let pool = ProcessPool::new(1);
     let futures: Vec<_> = (0..24u8)
         .map(|i| {
             pool.submit(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use multiproc::executor::ThreadPool;
+use multiproc::executor::{MapOptions, ThreadPool};
 use multiproc::futures::{Future, ReturnWhen, TaskError, wait};
 use multiproc::threading::{Barrier, Event, Timer};
 
@@ -84,7 +84,7 @@ fn every_worker_is_used_when_tasks_block() {
 
 #[test]
 fn default_size_is_pythons() {
-    let pool = ThreadPool::builder().build();
+    let pool = ThreadPool::builder().build().unwrap();
     let expect = (multiproc::process::cpu_count() + 4).min(32);
     assert_eq!(pool.max_workers(), expect);
     assert_eq!(pool.threads(), 0, "threads start on demand");
@@ -115,7 +115,7 @@ fn map_is_lazy_and_bounded() {
     let endless = (0u64..).inspect(move |_| {
         p.fetch_add(1, Ordering::SeqCst);
     });
-    let mut results = pool.map_buffered(|x| x + 1, endless, 3);
+    let mut results = pool.map_with(|x| x + 1, endless, MapOptions::default().buffersize(3));
     assert_eq!(pulled.load(Ordering::SeqCst), 3, "three in flight, no more");
     assert_eq!(results.next(), Some(Ok(1)));
     assert_eq!(
@@ -146,14 +146,14 @@ fn dropping_a_map_cancels_what_has_not_started() {
     let ran = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Event::new());
     let (s, r, g) = (started.clone(), ran.clone(), gate.clone());
-    let results = pool.map_buffered(
+    let results = pool.map_with(
         move |_: u32| {
             s.fetch_add(1, Ordering::SeqCst);
             g.wait();
             r.fetch_add(1, Ordering::SeqCst);
         },
         0..10,
-        5,
+        MapOptions::default().buffersize(5),
     );
     until("the first task runs", || {
         started.load(Ordering::SeqCst) == 1
@@ -243,7 +243,7 @@ fn a_panicking_initializer_breaks_the_pool() {
     let pool = ThreadPool::builder()
         .max_workers(2)
         .initializer(|| panic!("no database"))
-        .build();
+        .build().unwrap();
     let f = pool.submit(|| 1);
     match f.result() {
         Err(TaskError::Broken(why)) => assert!(why.contains("no database"), "{why}"),
@@ -265,7 +265,7 @@ fn the_initializer_runs_once_per_thread() {
         .initializer(move || {
             i.fetch_add(1, Ordering::SeqCst);
         })
-        .build();
+        .build().unwrap();
     let names: Vec<_> = (0..100)
         .map(|_| pool.submit(|| thread::current().name().unwrap().to_string()))
         .collect();
@@ -309,7 +309,7 @@ fn an_idle_pool_sleeps() {
     let pool = ThreadPool::builder()
         .max_workers(2)
         .thread_name_prefix("idle")
-        .build();
+        .build().unwrap();
     let fs: Vec<_> = (0..100).map(|i| pool.submit(move || i)).collect();
     fs.iter().for_each(|f| drop(f.result()));
     until("every worker sleeps", || {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use multiproc::executor::{ProcessPool, TaskOptions};
 
 pub fn survival() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = ProcessPool::new(2)?;
+    let pool = ProcessPool::new(2);
     let t = Instant::now();
     let futures: Vec<_> = (0..12u64)
         .map(|i| {
@@ -46,7 +46,7 @@ pub fn survival() -> Result<(), Box<dyn std::error::Error>> {
 /// Python's `cancel()` gives up on a task that has started; here the task's
 /// worker is killed and replaced.
 pub fn cancel_running() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = ProcessPool::new(1)?;
+    let pool = ProcessPool::new(1);
     let before = pool.submit(|()| std::process::id(), ()).result()?;
     let stuck = pool.submit(
         |()| -> u64 {

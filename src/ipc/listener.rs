@@ -148,6 +148,20 @@ impl Listener {
         self.accept_until(Some(deadline_after(timeout)))
     }
 
+    /// Takes a client only if one is already waiting
+    /// ([`ConnectError::Timeout`] otherwise, as `accept_timeout(ZERO)`);
+    /// the handshake with it still runs, under its own timeout.
+    ///
+    /// ```
+    /// use multiproc::ipc::{ConnectError, Listener};
+    /// let listener = Listener::bind("@multiproc-doc-try-accept", "key")?;
+    /// assert!(matches!(listener.try_accept(), Err(ConnectError::Timeout)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_accept(&self) -> Result<Connection, ConnectError> {
+        self.accept_until(Some(Instant::now()))
+    }
+
     fn accept_until(&self, deadline: Option<Instant>) -> Result<Connection, ConnectError> {
         let fd = loop {
             if let Some(fd) = sock::accept(self.fd.as_fd())? {

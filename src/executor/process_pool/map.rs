@@ -1,5 +1,6 @@
 //! `ProcessPool::map` and `map_unordered`: lazy maps in chunks, one task
-//! per chunk, at most eight chunks per worker ahead of the consumer.
+//! per chunk, at most `buffersize` chunks (eight per worker) ahead of the
+//! consumer.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -9,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ProcessPool;
+use crate::executor::MapOptions;
 use crate::futures::{Future, TaskError};
 use crate::os::image::zero_sized_fn;
 
@@ -43,7 +45,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    fn new<F>(pool: &'a ProcessPool, items: impl Iterator<Item = A> + 'a, chunksize: usize) -> Self
+    fn new<F>(pool: &'a ProcessPool, items: impl Iterator<Item = A> + 'a, options: MapOptions) -> Self
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
     {
@@ -58,8 +60,8 @@ where
         Feed {
             pool,
             items: Box::new(items),
-            chunksize: chunksize.max(1),
-            ahead: 8 * pool.workers,
+            chunksize: options.chunksize.max(1),
+            ahead: options.ahead(8, pool.workers),
             submit: submit::<F, A, R>,
             current: Vec::new().into_iter(),
             failed: None,
@@ -103,8 +105,8 @@ where
 
 /// The results of [`ProcessPool::map`], in the order of the items.
 ///
-/// Chunks are submitted as the iterator is consumed, at most eight per
-/// worker ahead of it; dropping the iterator cancels the chunks not yet
+/// Chunks are submitted as the iterator is consumed, at most
+/// [`buffersize`](MapOptions::buffersize) ahead of it; dropping the iterator cancels the chunks not yet
 /// handed to a worker (the running ones finish; no worker is killed).
 pub struct ProcessMap<'a, A, R> {
     feed: Feed<'a, A, R>,
@@ -128,13 +130,13 @@ where
     pub(crate) fn new<F>(
         pool: &'a ProcessPool,
         items: impl Iterator<Item = A> + 'a,
-        chunksize: usize,
+        options: MapOptions,
     ) -> Self
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
     {
         ProcessMap {
-            feed: Feed::new::<F>(pool, items, chunksize),
+            feed: Feed::new::<F>(pool, items, options),
             in_flight: VecDeque::new(),
         }
     }
@@ -216,14 +218,14 @@ where
     pub(crate) fn new<F>(
         pool: &'a ProcessPool,
         items: impl Iterator<Item = A> + 'a,
-        chunksize: usize,
+        options: MapOptions,
     ) -> Self
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
     {
         let (done_tx, done_rx) = mpsc::channel();
         ProcessMapUnordered {
-            feed: Feed::new::<F>(pool, items, chunksize),
+            feed: Feed::new::<F>(pool, items, options),
             in_flight: HashMap::new(),
             next_key: 0,
             done_tx,

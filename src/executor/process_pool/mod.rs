@@ -30,6 +30,8 @@ use crate::futures::{Future, TaskError};
 use crate::ipc::Pipe;
 use crate::process::StartMethod;
 
+use super::contract::{Executor, MapOptions};
+
 /// Options of one task ([`ProcessPool::submit_with`]).
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
@@ -81,8 +83,10 @@ impl Builder {
         }
     }
 
-    /// The number of worker processes (at least 1).
-    pub fn workers(mut self, n: usize) -> Builder {
+    /// The number of worker processes (at least 1; default: one per CPU).
+    /// The same name as the thread pool's (and Python's `max_workers`);
+    /// a process pool keeps exactly this many running.
+    pub fn max_workers(mut self, n: usize) -> Builder {
         self.workers = n.max(1);
         self
     }
@@ -188,7 +192,7 @@ impl Builder {
 /// use multiproc::executor::{ProcessPool, TaskOptions};
 /// use multiproc::futures::TaskError;
 ///
-/// let pool = ProcessPool::new(2)?;
+/// let pool = ProcessPool::new(2);
 /// let square = pool.submit(|x: u64| x * x, 12);
 /// let crash = pool.submit(|()| -> u64 { std::process::abort() }, ());
 /// let stuck = pool.submit_with(|()| -> u64 { loop { std::thread::sleep(Duration::from_secs(1)) } }, (),
@@ -204,7 +208,7 @@ impl Builder {
 /// a compile error that says to pass the data as the argument:
 ///
 /// ```compile_fail
-/// let pool = multiproc::executor::ProcessPool::new(1).unwrap();
+/// let pool = multiproc::executor::ProcessPool::new(1);
 /// let factor = 3;
 /// pool.submit(move |x: u32| x * factor, 2);
 /// ```
@@ -280,9 +284,24 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
 }
 
 impl ProcessPool {
-    /// A pool of `workers` processes with the defaults of [`Builder`].
-    pub fn new(workers: usize) -> io::Result<ProcessPool> {
-        Builder::new().workers(workers).build()
+    /// A pool of `max_workers` processes with the defaults of [`Builder`].
+    ///
+    /// # Panics
+    ///
+    /// Like [`std::thread::spawn`], if the pool's manager thread cannot be
+    /// started; use [`builder`](Self::builder)`().build()` for an
+    /// `io::Result`. (The workers start in the background: a worker that
+    /// cannot start is the pool's [`TaskError::Broken`], not a panic.)
+    pub fn new(max_workers: usize) -> ProcessPool {
+        Builder::new()
+            .max_workers(max_workers)
+            .build()
+            .expect("cannot start a process pool")
+    }
+
+    /// The number of worker processes the pool keeps running.
+    pub fn max_workers(&self) -> usize {
+        self.workers
     }
 
     /// A [`Builder`].
@@ -350,62 +369,103 @@ impl ProcessPool {
         future
     }
 
-    /// `f` over every item, in worker processes, in chunks of `chunksize`
-    /// items (one task each); the results in the order of the items. Lazy:
-    /// chunks are submitted as the results are consumed, eight per worker
-    /// ahead, so an endless iterator works. A chunk whose task fails (a
-    /// panic, a dead worker, a timeout) gives its error for each of its
-    /// items.
-    ///
-    /// With the cargo feature `progress`, `.progress()` on the result draws
-    /// a progress bar (indicatif) as the results come.
+    /// `f` over every item, in worker processes, one item per task; the
+    /// results in the order of the items. See [`map_with`](Self::map_with)
+    /// for chunks, which a map of small items wants.
     ///
     /// ```
-    /// let pool = multiproc::executor::ProcessPool::new(2)?;
-    /// let squares: Vec<u64> = pool.map(|x: u64| x * x, 0..10, 3).map(Result::unwrap).collect();
-    /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
-    /// # Ok::<(), std::io::Error>(())
+    /// let pool = multiproc::executor::ProcessPool::new(2);
+    /// let squares: Vec<u64> = pool.map(|x: u64| x * x, 0..4).map(Result::unwrap).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9]);
     /// ```
     pub fn map<'a, F, A, R>(
         &'a self,
-        _f: F,
+        f: F,
         items: impl IntoIterator<Item = A, IntoIter: 'a>,
-        chunksize: usize,
     ) -> ProcessMap<'a, A, R>
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        ProcessMap::new::<F>(self, items.into_iter(), chunksize)
+        self.map_with(f, items, MapOptions::default())
     }
 
-    /// [`map`](Self::map), with the results in the order the chunks finish
-    /// (Python's `imap_unordered`): a slow chunk does not hold back the
-    /// others. The items of one chunk stay together, in their order.
+    /// `f` over every item, in worker processes, in chunks of
+    /// [`chunksize`](MapOptions::chunksize) items (one task each); the
+    /// results in the order of the items. Lazy: chunks are submitted as the
+    /// results are consumed, [`buffersize`](MapOptions::buffersize) ahead
+    /// (default eight per worker), so an endless iterator works. A chunk
+    /// whose task fails (a panic, a dead worker, a timeout) gives its error
+    /// for each of its items.
+    ///
+    /// With the cargo feature `progress`, `.progress()` on the result draws
+    /// a progress bar (indicatif) as the results come.
     ///
     /// ```
-    /// let pool = multiproc::executor::ProcessPool::new(2)?;
-    /// let mut cubes: Vec<u64> = pool
-    ///     .map_unordered(|x: u64| x * x * x, 0..10, 2)
+    /// use multiproc::executor::{MapOptions, ProcessPool};
+    /// let pool = ProcessPool::new(2);
+    /// let squares: Vec<u64> = pool
+    ///     .map_with(|x: u64| x * x, 0..10, MapOptions::default().chunksize(3))
     ///     .map(Result::unwrap)
     ///     .collect();
-    /// cubes.sort();
-    /// assert_eq!(cubes, [0, 1, 8, 27, 64, 125, 216, 343, 512, 729]);
-    /// # Ok::<(), std::io::Error>(())
+    /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
     /// ```
-    pub fn map_unordered<'a, F, A, R>(
+    pub fn map_with<'a, F, A, R>(
         &'a self,
         _f: F,
         items: impl IntoIterator<Item = A, IntoIter: 'a>,
-        chunksize: usize,
+        options: MapOptions,
+    ) -> ProcessMap<'a, A, R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessMap::new::<F>(self, items.into_iter(), options)
+    }
+
+    /// [`map`](Self::map), with the results in the order the tasks finish
+    /// (Python's `imap_unordered`): a slow one does not hold back the
+    /// others.
+    pub fn map_unordered<'a, F, A, R>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A, IntoIter: 'a>,
     ) -> ProcessMapUnordered<'a, A, R>
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        ProcessMapUnordered::new::<F>(self, items.into_iter(), chunksize)
+        self.map_unordered_with(f, items, MapOptions::default())
+    }
+
+    /// [`map_with`](Self::map_with), with the results in the order the
+    /// chunks finish. The items of one chunk stay together, in their order.
+    ///
+    /// ```
+    /// use multiproc::executor::{MapOptions, ProcessPool};
+    /// let pool = ProcessPool::new(2);
+    /// let mut cubes: Vec<u64> = pool
+    ///     .map_unordered_with(|x: u64| x * x * x, 0..10, MapOptions::default().chunksize(2))
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// cubes.sort();
+    /// assert_eq!(cubes, [0, 1, 8, 27, 64, 125, 216, 343, 512, 729]);
+    /// ```
+    pub fn map_unordered_with<'a, F, A, R>(
+        &'a self,
+        _f: F,
+        items: impl IntoIterator<Item = A, IntoIter: 'a>,
+        options: MapOptions,
+    ) -> ProcessMapUnordered<'a, A, R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessMapUnordered::new::<F>(self, items.into_iter(), options)
     }
 
     /// Stops taking tasks. With `cancel_futures`, queued tasks are cancelled
@@ -443,5 +503,36 @@ impl Drop for ProcessPool {
     /// Shuts down and waits: queued tasks run, workers exit, none is left.
     fn drop(&mut self) {
         self.shutdown(true, false);
+    }
+}
+
+/// The process pool as an [`Executor`]: its own `submit`, `map_with` and
+/// `shutdown`.
+impl Executor for ProcessPool {
+    fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessPool::submit(self, f, arg)
+    }
+
+    fn map_with<'a, F, A, R>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A, IntoIter: 'a>,
+        options: MapOptions,
+    ) -> impl Iterator<Item = Result<R, TaskError>> + 'a
+    where
+        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessPool::map_with(self, f, items, options)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        ProcessPool::shutdown(self, wait, cancel_futures)
     }
 }

@@ -20,14 +20,14 @@ use crate::futures::{Future, TaskError};
 ///     pool.map(|x: u32| x + 1, 0..3) // error: `pool` does not live long enough
 /// };
 /// ```
-pub struct Map<'p, I, F, R> {
+pub struct ThreadMap<'p, I, F, R> {
     pool: &'p ThreadPool,
     f: Arc<F>,
     items: I,
     in_flight: VecDeque<Future<R>>,
 }
 
-impl<'p, I, F, R> Map<'p, I, F, R>
+impl<'p, I, F, R> ThreadMap<'p, I, F, R>
 where
     I: Iterator,
     I::Item: Send + 'static,
@@ -35,7 +35,7 @@ where
     R: Send + 'static,
 {
     pub(super) fn new(pool: &'p ThreadPool, f: Arc<F>, items: I, buffer: usize) -> Self {
-        let mut map = Map {
+        let mut map = ThreadMap {
             pool,
             f,
             items,
@@ -59,7 +59,7 @@ where
     }
 }
 
-impl<I, F, R> Iterator for Map<'_, I, F, R>
+impl<I, F, R> Iterator for ThreadMap<'_, I, F, R>
 where
     I: Iterator,
     I::Item: Send + 'static,
@@ -81,7 +81,7 @@ where
     }
 }
 
-impl<I, F, R> Drop for Map<'_, I, F, R> {
+impl<I, F, R> Drop for ThreadMap<'_, I, F, R> {
     fn drop(&mut self) {
         for f in &self.in_flight {
             f.cancel();

@@ -3,14 +3,18 @@
 mod map;
 mod worker;
 
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use map::Map;
+pub use map::ThreadMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use worker::{Config, Inner, Task};
 
-use crate::futures::Future;
+use super::contract::{Executor, MapOptions};
 use crate::futures::state::Promise;
+use crate::futures::{Future, TaskError};
 
 /// A pool of threads that runs closures and gives a [`Future`] for each —
 /// Python's `ThreadPoolExecutor`.
@@ -70,10 +74,11 @@ pub struct ThreadPool {
 ///     .max_workers(2)
 ///     .thread_name_prefix("crunch")
 ///     .initializer(move || { counter.fetch_add(1, Ordering::SeqCst); })
-///     .build();
+///     .build()?;
 /// let name = pool.submit(|| std::thread::current().name().unwrap().to_string());
 /// assert!(name.result().unwrap().starts_with("crunch_"));
 /// assert!(started.load(Ordering::SeqCst) >= 1);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[must_use]
 pub struct Builder {
@@ -106,10 +111,12 @@ impl Builder {
         self
     }
 
-    /// The pool; its threads start with the first tasks.
-    pub fn build(self) -> ThreadPool {
+    /// The pool; its threads start with the first tasks. (Starting a thread
+    /// pool cannot fail today; the `Result` is every executor's builder's,
+    /// so code can start either kind of pool the same way.)
+    pub fn build(self) -> io::Result<ThreadPool> {
         let id = POOLS.fetch_add(1, Ordering::Relaxed);
-        ThreadPool {
+        Ok(ThreadPool {
             inner: Inner::new(Config {
                 max_workers: self
                     .max_workers
@@ -119,14 +126,22 @@ impl Builder {
                     .unwrap_or_else(|| format!("ThreadPool-{id}")),
                 initializer: self.initializer,
             }),
-        }
+        })
     }
 }
 
 impl ThreadPool {
     /// A pool of at most `max_workers` threads (at least 1).
+    ///
+    /// # Panics
+    ///
+    /// Like [`std::thread::spawn`], if the pool cannot be started; use
+    /// [`builder`](Self::builder)`().build()` for an `io::Result`.
     pub fn new(max_workers: usize) -> ThreadPool {
-        Self::builder().max_workers(max_workers).build()
+        Self::builder()
+            .max_workers(max_workers)
+            .build()
+            .expect("cannot start a thread pool")
     }
 
     /// A [`Builder`] with Python's defaults.
@@ -162,7 +177,7 @@ impl ThreadPool {
 
     /// Applies `f` to every item on the pool and yields the results in
     /// order, as they become available. Lazy: at most `2 × max_workers`
-    /// tasks are in flight; see [`map_buffered`](Self::map_buffered).
+    /// tasks are in flight; see [`map_with`](Self::map_with).
     ///
     /// ```
     /// use multiproc::executor::ThreadPool;
@@ -171,27 +186,47 @@ impl ThreadPool {
     /// let squares: Vec<u64> = pool.map(|x: u64| x * x, 0..5).map(Result::unwrap).collect();
     /// assert_eq!(squares, [0, 1, 4, 9, 16]);
     /// ```
-    pub fn map<I, F, R>(&self, f: F, items: I) -> Map<'_, I::IntoIter, F, R>
+    pub fn map<I, F, R>(&self, f: F, items: I) -> ThreadMap<'_, I::IntoIter, F, R>
     where
         I: IntoIterator,
         I::Item: Send + 'static,
         F: Fn(I::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        self.map_buffered(f, items, 2 * self.max_workers())
+        self.map_with(f, items, MapOptions::default())
     }
 
-    /// [`map`](Self::map) with at most `buffer` tasks in flight (at least 1;
-    /// Python 3.14's `buffersize`). Dropping the iterator cancels the tasks
-    /// that have not started.
-    pub fn map_buffered<I, F, R>(&self, f: F, items: I, buffer: usize) -> Map<'_, I::IntoIter, F, R>
+    /// [`map`](Self::map) with options: at most
+    /// [`buffersize`](MapOptions::buffersize) tasks in flight (Python
+    /// 3.14's `buffersize`). Dropping the iterator cancels the tasks that
+    /// have not started. Threads run one item per task (`chunksize` is for
+    /// process pools, as in Python).
+    ///
+    /// ```
+    /// use multiproc::executor::{MapOptions, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2);
+    /// let mut naturals = pool.map_with(|x: u64| x + 1, 0.., MapOptions::default().buffersize(3));
+    /// assert_eq!(naturals.next(), Some(Ok(1))); // an endless input is fine
+    /// ```
+    pub fn map_with<I, F, R>(
+        &self,
+        f: F,
+        items: I,
+        options: MapOptions,
+    ) -> ThreadMap<'_, I::IntoIter, F, R>
     where
         I: IntoIterator,
         I::Item: Send + 'static,
         F: Fn(I::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        Map::new(self, Arc::new(f), items.into_iter(), buffer.max(1))
+        ThreadMap::new(
+            self,
+            Arc::new(f),
+            items.into_iter(),
+            options.ahead(2, self.max_workers()),
+        )
     }
 
     /// Stops accepting tasks. With `cancel_futures`, the tasks that have not
@@ -240,5 +275,35 @@ impl std::fmt::Debug for ThreadPool {
             .field("max_workers", &self.max_workers())
             .field("threads", &self.threads())
             .finish()
+    }
+}
+
+/// The thread pool as an [`Executor`]: a task is `f(arg)` run on a thread.
+impl Executor for ThreadPool {
+    fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
+    where
+        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ThreadPool::submit(self, move || f(arg))
+    }
+
+    fn map_with<'a, F, A, R>(
+        &'a self,
+        f: F,
+        items: impl IntoIterator<Item = A, IntoIter: 'a>,
+        options: MapOptions,
+    ) -> impl Iterator<Item = Result<R, TaskError>> + 'a
+    where
+        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ThreadPool::map_with(self, move |a| f(a), items, options)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        ThreadPool::shutdown(self, wait, cancel_futures)
     }
 }
