@@ -433,7 +433,11 @@ fn process_pool_map(n: usize) {
     pool.submit(|()| (), ()).result().unwrap(); // the workers are started
     let t = Instant::now();
     let sum: u64 = pool
-        .map_with(|x: u64| x * x, 0..n as u64, MapOptions::default().chunksize(1_000))
+        .map_with(
+            |x: u64| x * x,
+            0..n as u64,
+            MapOptions::default().chunksize(1_000),
+        )
         .map(Result::unwrap)
         .sum();
     let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;

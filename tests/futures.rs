@@ -1,6 +1,9 @@
 //! The semantics of CPython's test_concurrent_futures (wait, as_completed,
 //! cancel, callbacks, result with a timeout) on multiproc's futures.
 
+mod common;
+use common::{JoinInTime, ResultInTime};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
@@ -26,21 +29,14 @@ fn failing(pool: &ThreadPool) -> Future<u32> {
 
 /// Waits (boundedly) until `f` is running.
 fn until_running<T>(f: &Future<T>) {
-    let t = Instant::now();
-    while !f.running() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the task never started"
-        );
-        thread::yield_now();
-    }
+    common::until("the task runs", || f.running());
 }
 
 #[test]
 fn result_and_errors() {
     let pool = ThreadPool::new(2);
-    assert_eq!(pool.submit(|| 5).result(), Ok(5));
-    match failing(&pool).result() {
+    assert_eq!(pool.submit(|| 5).result_in_time(), Ok(5));
+    match failing(&pool).result_in_time() {
         Err(TaskError::Panicked { message, location }) => {
             assert_eq!(message, "failed on purpose");
             assert!(location.unwrap().contains("futures.rs"));
@@ -49,11 +45,11 @@ fn result_and_errors() {
     }
     // Errors can be read many times; a value once.
     let f = failing(&pool);
-    assert!(f.result().is_err());
+    assert!(f.result_in_time().is_err());
     assert!(matches!(f.try_result(), Err(TaskError::Panicked { .. })));
     let f = pool.submit(|| String::from("once"));
-    assert_eq!(f.result().unwrap(), "once");
-    assert_eq!(f.result(), Err(TaskError::Retrieved));
+    assert_eq!(f.result_in_time().unwrap(), "once");
+    assert_eq!(f.result_in_time(), Err(TaskError::Retrieved));
 }
 
 #[test]
@@ -88,9 +84,9 @@ fn cancel_pending_running_and_done() {
     );
     assert!(!running.cancelled());
     gate.set();
-    assert_eq!(running.result(), Ok(1));
+    assert_eq!(running.result_in_time(), Ok(1));
     assert!(!running.cancel(), "a finished task cannot be cancelled");
-    assert_eq!(pending.result(), Err(TaskError::Cancelled));
+    assert_eq!(pending.result_in_time(), Err(TaskError::Cancelled));
 }
 
 #[test]
@@ -115,7 +111,7 @@ fn callbacks_before_and_after_completion() {
     });
     assert_eq!(rx.try_recv().unwrap(), ("after", Some(3)));
     assert_eq!(*ran_here.lock().unwrap(), Some(me));
-    assert_eq!(f.result(), Ok(3));
+    assert_eq!(f.result_in_time(), Ok(3));
 }
 
 #[test]
@@ -141,10 +137,10 @@ fn a_panicking_callback_is_contained() {
     f.add_done_callback(move |_| {
         r.fetch_add(1, Ordering::SeqCst);
     });
-    assert_eq!(f.result(), Ok(1));
+    assert_eq!(f.result_in_time(), Ok(1));
     assert_eq!(ran.load(Ordering::SeqCst), 1, "later callbacks still run");
     // The worker survived.
-    assert_eq!(pool.submit(|| 2).result(), Ok(2));
+    assert_eq!(pool.submit(|| 2).result_in_time(), Ok(2));
 }
 
 #[test]
@@ -182,7 +178,7 @@ fn wait_first_exception() {
     };
     let w = wait([&a, &b, &c], ReturnWhen::FirstException, None);
     assert_eq!((w.done.len(), w.not_done.len()), (3, 0));
-    opener.result().unwrap();
+    opener.result_in_time().unwrap();
 }
 
 /// A cancelled future: a task queued behind gated ones, cancelled.
@@ -246,7 +242,7 @@ fn as_completed_yields_done_first_then_in_completion_order() {
         gates[i].set();
         let f = it.next().unwrap();
         assert!(std::ptr::eq(f, &futures[i]));
-        assert_eq!(f.result(), Ok(i as u32));
+        assert_eq!(f.result_in_time(), Ok(i as u32));
     }
     assert!(it.next().is_none(), "the duplicate was removed");
 }
@@ -259,14 +255,14 @@ fn as_completed_timeout_stops_at_the_deadline() {
     let fast = pool.submit(|| 2);
     let t = Instant::now();
     let mut it = as_completed_timeout(vec![slow, fast], Duration::from_millis(50));
-    assert_eq!(it.next().unwrap().unwrap().result(), Ok(2));
+    assert_eq!(it.next().unwrap().unwrap().result_in_time(), Ok(2));
     assert_eq!(it.next().unwrap().unwrap_err(), TaskError::Timeout);
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert!(it.next().is_none());
     let rest = it.into_remaining();
     assert_eq!(rest.len(), 1);
     gate.set();
-    assert_eq!(rest[0].result(), Ok(1));
+    assert_eq!(rest[0].result_in_time(), Ok(1));
 }
 
 #[test]
@@ -298,7 +294,7 @@ fn wait_and_as_completed_from_many_threads() {
         })
         .collect();
     for w in waiters {
-        assert_eq!(w.join().unwrap(), 200);
+        assert_eq!(w.join_in_time().unwrap(), 200);
     }
 }
 
@@ -335,7 +331,7 @@ fn await_works_without_a_runtime() {
     };
     let sum = block_on(async { f.await.unwrap() + g.await.unwrap() });
     assert_eq!(sum, 42);
-    opener.result().unwrap();
+    opener.result_in_time().unwrap();
 }
 
 #[test]
@@ -358,10 +354,10 @@ fn stress_cancel_races_with_start() {
         let runs = ran[i].load(Ordering::SeqCst);
         if cancelled[i] {
             assert_eq!(runs, 0, "task {i} was cancelled yet ran");
-            assert_eq!(f.result(), Err(TaskError::Cancelled));
+            assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
         } else {
             assert_eq!(runs, 1, "task {i} was not cancelled yet did not run once");
-            assert_eq!(f.result(), Ok(()));
+            assert_eq!(f.result_in_time(), Ok(()));
         }
     }
 }
@@ -416,8 +412,8 @@ fn waiting_while_a_late_callback_has_the_value() {
         1,
         "the wait was told when the value came back"
     );
-    adder.join().unwrap();
-    assert_eq!(f.result(), Ok(5));
+    adder.join_in_time().unwrap();
+    assert_eq!(f.result_in_time(), Ok(5));
 }
 
 #[test]
@@ -438,7 +434,7 @@ fn first_exception_ignores_a_cancellation_during_the_wait() {
     thread::sleep(Duration::from_millis(20));
     gate.set();
     assert_eq!(
-        waiter.join().unwrap(),
+        waiter.join_in_time().unwrap(),
         (2, true),
         "returned only when all were done"
     );

@@ -4,6 +4,9 @@
 //! value or a typed error — never a panic, a hang or an allocation the bytes
 //! do not justify. Case counts are bounded so that `cargo test` stays fast;
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz` digs deeper.
+
+mod common;
+use common::JoinInTime;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -64,13 +67,7 @@ fn handshake_messages() -> impl Strategy<Value = Vec<u8>> {
 
 /// A fresh abstract socket name.
 fn name() -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "@multiproc-fuzz-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique_name("fuzz")
 }
 
 proptest! {
@@ -184,6 +181,6 @@ proptest! {
             }
             Err(e) => prop_assert!(false, "unexpected {:?}", e),
         }
-        server.join().unwrap();
+        server.join_in_time().unwrap();
     }
 }

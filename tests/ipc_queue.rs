@@ -3,6 +3,7 @@
 //! messages larger than the ring, `close`, `JoinableQueue` across processes,
 //! and producers and consumers killed at random inside `put` and `get`.
 mod common;
+use common::JoinInTime;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -38,8 +39,8 @@ fn the_notes_write_read_story() {
         q.clone(),
     )
     .unwrap();
-    writer.join().unwrap();
-    let got = reader.join().unwrap();
+    writer.join_in_time().unwrap();
+    let got = reader.join_in_time().unwrap();
     assert_eq!(
         got,
         (0..5).map(|i| format!("message {i}")).collect::<Vec<_>>()
@@ -79,7 +80,7 @@ fn try_and_timeout_variants() {
     )
     .unwrap();
     assert_eq!(q.get().unwrap(), 9);
-    p.join().unwrap();
+    p.join_in_time().unwrap();
     // Wrong type: a typed error, and the message is consumed.
     let s: Queue<String> = Queue::new(0).unwrap();
     s.put(&"text".to_string()).unwrap();
@@ -194,12 +195,12 @@ fn four_producers_four_consumers_no_loss_no_duplicate_fifo_per_producer() {
         })
         .collect();
     for p in &mut producers {
-        p.join().unwrap();
+        p.join_in_time().unwrap();
     }
     q.shutdown();
     let mut all = HashSet::new();
     for c in &mut consumers {
-        let got = c.join().unwrap();
+        let got = c.join_in_time().unwrap();
         let mut last: HashMap<u32, u32> = HashMap::new();
         for (p, s) in got {
             if let Some(prev) = last.insert(p, s) {
@@ -228,7 +229,7 @@ fn a_message_of_64_mib_streams_through_a_1_mib_ring() {
     assert_eq!(got.len(), 64 << 20);
     assert!(got.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
     assert_eq!(q.get_bytes().unwrap(), b"after");
-    p.join().unwrap();
+    p.join_in_time().unwrap();
 }
 
 #[test]
@@ -263,14 +264,14 @@ fn a_producer_killed_mid_stream_does_not_block_the_consumer() {
     // The ring fills with the first pieces; the producer waits for room.
     std::thread::sleep(Duration::from_millis(100));
     p.kill().unwrap();
-    let _ = p.join();
+    let _ = p.join_in_time();
     std::thread::scope(|s| {
         // The consumer takes the pieces there are, waits for the rest, finds
         // the producer dead and drops the message.
         let got = s.spawn(|| q.get_bytes());
         std::thread::sleep(Duration::from_millis(100));
         q.put_bytes(b"next").unwrap();
-        assert_eq!(got.join().unwrap().unwrap(), b"next");
+        assert_eq!(got.join_in_time().unwrap().unwrap(), b"next");
     });
 }
 
@@ -292,7 +293,7 @@ fn close_stops_producers_and_drains_consumers() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     q.shutdown();
-    assert!(p.join().unwrap());
+    assert!(p.join_in_time().unwrap());
 }
 
 #[test]
@@ -319,9 +320,9 @@ fn joinable_queue_across_processes() {
             .unwrap()
         })
         .collect();
-    q.join();
+    q.join_in_time();
     assert_eq!(q.unfinished_tasks(), 0);
-    let total: u32 = workers.iter_mut().map(|w| w.join().unwrap()).sum();
+    let total: u32 = workers.iter_mut().map(|w| w.join_in_time().unwrap()).sum();
     assert_eq!(total, 100);
     assert!(q.task_done().is_err());
 }
@@ -430,7 +431,7 @@ fn producers_and_consumers_killed_at_random() {
     let finish = |c: Child, acked: &mut Vec<(u32, u32)>, received: &mut Vec<Vec<(u32, u32)>>| {
         let mut c = c;
         let _ = c.p.kill();
-        let _ = c.p.join();
+        let _ = c.p.join_in_time();
         // Everything the child sent before it died is in the socket.
         let mut got = Vec::new();
         drain(&c.conn, &mut got);
@@ -531,7 +532,7 @@ fn a_queue_travels_over_a_connection() {
             for i in 0..10 {
                 q.put(&i).unwrap();
             }
-            q.join();
+            q.join_in_time();
         },
         there,
     )
@@ -542,5 +543,5 @@ fn a_queue_travels_over_a_connection() {
         assert_eq!(q.get().unwrap(), i);
         q.task_done().unwrap();
     }
-    p.join().unwrap();
+    p.join_in_time().unwrap();
 }

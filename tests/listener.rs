@@ -2,11 +2,11 @@
 //! with right, wrong and missing keys on either side; silent, garbled and
 //! vanishing peers; a thousand clients at once; `wait` on a mix of objects.
 mod common;
+use common::JoinInTime;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -19,12 +19,7 @@ use multiproc::process::Process;
 
 /// A fresh abstract name for this test binary.
 fn name() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "@multiproc-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique_name("test")
 }
 
 /// A fresh directory for socket files.
@@ -45,7 +40,7 @@ fn handshake(
     std::thread::scope(|s| {
         let server = s.spawn(|| listener.accept_timeout(Duration::from_secs(30)));
         let client = client();
-        (server.join().unwrap(), client)
+        (server.join_in_time().unwrap(), client)
     })
 }
 
@@ -217,7 +212,7 @@ fn client_checks_the_listeners_proof() {
     let err = auth_error(Client::connect(&path, "key"));
     assert_eq!(err, AuthError::WrongKey);
     assert_eq!(
-        server.join().unwrap(),
+        server.join_in_time().unwrap(),
         b"MPAUTH/1\x01",
         "client says refused"
     );
@@ -299,7 +294,7 @@ fn garbage_client(n: &str, bytes: Vec<u8>) -> AuthError {
     });
     let e = auth_error(listener.accept());
     drop(listener);
-    writer.join().unwrap();
+    writer.join_in_time().unwrap();
     e
 }
 
@@ -379,7 +374,7 @@ fn a_thousand_clients_at_once() {
         served.push(i);
     }
     for (i, c) in clients.into_iter().enumerate() {
-        assert_eq!(c.join().unwrap(), i * 2);
+        assert_eq!(c.join_in_time().unwrap(), i * 2);
     }
     served.sort();
     assert_eq!(served, (0..CLIENTS).collect::<Vec<_>>());
@@ -420,9 +415,12 @@ fn a_client_process_and_a_server_process() {
             Err(e) => panic!("{e:?}"),
         }
     }
-    assert_eq!(client.join().unwrap(), 42);
+    assert_eq!(client.join_in_time().unwrap(), 42);
     assert_eq!(greeted.unwrap(), format!("hello from {}", client.pid()));
-    assert_eq!(intruder.join().unwrap(), AuthError::Refused.to_string());
+    assert_eq!(
+        intruder.join_in_time().unwrap(),
+        AuthError::Refused.to_string()
+    );
 }
 
 #[test]
@@ -463,7 +461,7 @@ fn wait_on_connections_listeners_and_a_dying_process() {
     assert_eq!(ipc::wait(&[&quiet as &dyn Waitable, &busy]).unwrap(), [1]);
     assert!(matches!(busy.recv::<u8>(), Err(RecvError::Closed)));
     assert!(ipc::wait(&[]).unwrap().is_empty());
-    dying.join().unwrap();
+    dying.join_in_time().unwrap();
 }
 
 #[test]

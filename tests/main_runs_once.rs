@@ -24,7 +24,11 @@ fn main() {
             .start_method(m)
             .start(|x: u32| x + 1, 1)
             .unwrap();
-        assert_eq!(p.join().unwrap(), 2, "{m:?}");
+        assert_eq!(
+            p.join_timeout(std::time::Duration::from_secs(120)).unwrap(),
+            2,
+            "{m:?}"
+        );
     }
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();

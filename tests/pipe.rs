@@ -1,6 +1,7 @@
 //! Pipes and connections: between threads and processes, big messages,
 //! closed peers, malformed and oversize frames, descriptor passing.
 mod common;
+use common::JoinInTime;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -26,7 +27,7 @@ fn duplex_between_threads_both_ways() {
         a.send(&i).unwrap();
         assert_eq!(a.recv::<u32>().unwrap(), i * 2);
     }
-    t.join().unwrap();
+    t.join_in_time().unwrap();
 }
 
 #[test]
@@ -45,7 +46,7 @@ fn simplex_pipe_to_a_process() {
     for i in 0..5 {
         assert_eq!(rx.recv::<String>().unwrap(), format!("message {i}"));
     }
-    p.join().unwrap();
+    p.join_in_time().unwrap();
     assert!(matches!(rx.recv::<String>(), Err(RecvError::Closed)));
 }
 
@@ -75,7 +76,7 @@ fn message_of_64_mib_between_processes() {
     assert_eq!(sum, big.iter().map(|b| *b as u64).sum::<u64>());
     let back: ByteBuf = here.recv().unwrap();
     assert!(back.iter().rev().eq(big.iter()));
-    p.join().unwrap();
+    p.join_in_time().unwrap();
 }
 
 #[test]
@@ -101,7 +102,7 @@ fn closed_peer_is_an_error_not_a_hang() {
     let (a, b) = Pipe::duplex().unwrap();
     let mut p = Process::start(|_c: Connection| -> () { std::process::abort() }, b).unwrap();
     assert!(matches!(a.recv::<u8>(), Err(RecvError::Closed)));
-    assert!(p.join().is_err());
+    assert!(p.join_in_time().is_err());
 }
 
 #[test]
@@ -285,5 +286,5 @@ fn many_threads_share_one_connection() {
         assert_eq!(v, vec![t; 100], "no interleaving inside a message");
         next[t as usize] += 1;
     }
-    senders.into_iter().for_each(|s| s.join().unwrap());
+    senders.into_iter().for_each(|s| s.join_in_time().unwrap());
 }

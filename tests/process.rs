@@ -1,5 +1,6 @@
 //! Real processes: start, exit codes, signals, panics, timeouts, handles.
 mod common;
+use common::JoinInTime;
 
 use std::time::{Duration, Instant};
 
@@ -30,15 +31,15 @@ fn fn_item_and_closure_in_every_method() {
     let _c = common::clean();
     for m in METHODS {
         let mut p = start!(m, triple, 14);
-        assert_eq!(p.join().unwrap(), 42, "{m:?}");
+        assert_eq!(p.join_in_time().unwrap(), 42, "{m:?}");
         let mut p = start!(
             m,
             |s: String| s.chars().rev().collect::<String>(),
             "abc".to_string()
         );
-        assert_eq!(p.join().unwrap(), "cba", "{m:?}");
+        assert_eq!(p.join_in_time().unwrap(), "cba", "{m:?}");
         assert_eq!(p.exit_status(), Some(ExitStatus::Code(0)));
-        assert!(matches!(p.join(), Err(ProcessError::Retrieved)));
+        assert!(matches!(p.join_in_time(), Err(ProcessError::Retrieved)));
     }
 }
 
@@ -48,18 +49,33 @@ fn exit_codes_and_signals() {
     for m in METHODS {
         let mut p = start!(m, |code: i32| -> () { std::process::exit(code) }, 7);
         assert!(
-            matches!(p.join(), Err(ProcessError::Died { status: ExitStatus::Code(7) })),
+            matches!(
+                p.join_in_time(),
+                Err(ProcessError::Died {
+                    status: ExitStatus::Code(7)
+                })
+            ),
             "{m:?}"
         );
         let mut p = start!(m, |()| -> () { std::process::exit(0) }, ());
         assert!(
-            matches!(p.join(), Err(ProcessError::Died { status: ExitStatus::Code(0) })),
+            matches!(
+                p.join_in_time(),
+                Err(ProcessError::Died {
+                    status: ExitStatus::Code(0)
+                })
+            ),
             "{m:?}"
         );
         let mut p = start!(m, |()| -> () { std::process::abort() }, ());
-        let err = p.join().unwrap_err();
+        let err = p.join_in_time().unwrap_err();
         assert!(
-            matches!(err, ProcessError::Died { status: ExitStatus::Signal(libc::SIGABRT) }),
+            matches!(
+                err,
+                ProcessError::Died {
+                    status: ExitStatus::Signal(libc::SIGABRT)
+                }
+            ),
             "{m:?}: {err:?}"
         );
         assert_eq!(p.exit_status().unwrap().python_exitcode(), -libc::SIGABRT);
@@ -72,7 +88,7 @@ fn panic_message_and_location() {
     let _c = common::clean();
     for m in METHODS {
         let mut p = start!(m, |n: u32| -> u32 { panic!("bad input {n}") }, 5);
-        match p.join() {
+        match p.join_in_time() {
             Err(ProcessError::Panicked { message, location }) => {
                 assert_eq!(message, "bad input 5");
                 let location = location.expect("a location");
@@ -107,8 +123,10 @@ fn join_timeout_terminate_kill_is_alive() {
         p.terminate().unwrap();
         assert!(
             matches!(
-                p.join(),
-                Err(ProcessError::Died { status: ExitStatus::Signal(libc::SIGTERM) })
+                p.join_in_time(),
+                Err(ProcessError::Died {
+                    status: ExitStatus::Signal(libc::SIGTERM)
+                })
             ),
             "{m:?}"
         );
@@ -118,8 +136,10 @@ fn join_timeout_terminate_kill_is_alive() {
         let mut p = start!(m, sleep_secs, 60);
         p.kill().unwrap();
         assert!(matches!(
-            p.join(),
-            Err(ProcessError::Died { status: ExitStatus::Signal(libc::SIGKILL) })
+            p.join_in_time(),
+            Err(ProcessError::Died {
+                status: ExitStatus::Signal(libc::SIGKILL)
+            })
         ));
         assert_eq!(p.exit_status().map(ExitStatus::python_exitcode), Some(-9));
     }
@@ -160,7 +180,7 @@ fn names_current_parent_and_active_children() {
             )
             .unwrap();
         let pid = p.pid();
-        let (name, child_pid, parent_pid, parent_name, its_children) = p.join().unwrap();
+        let (name, child_pid, parent_pid, parent_name, its_children) = p.join_in_time().unwrap();
         assert_eq!((name.as_str(), child_pid), ("worker", pid), "{m:?}");
         assert_eq!(
             (parent_pid, parent_name.as_str()),
@@ -175,7 +195,7 @@ fn names_current_parent_and_active_children() {
     assert!(p.name().starts_with("Process-"));
     assert!(process::active_children().iter().any(|c| c.pid == p.pid()));
     p.kill().unwrap();
-    let _ = p.join();
+    let _ = p.join_in_time();
     assert!(!process::active_children().iter().any(|c| c.pid == p.pid()));
     assert!(process::cpu_count() >= 1);
 }
@@ -205,14 +225,14 @@ fn a_pipe_end_goes_to_a_child_and_a_grandchild() {
                     conn,
                 )
                 .unwrap();
-                grandchild.join().unwrap()
+                grandchild.join_in_time().unwrap()
             },
             there
         );
         assert_eq!(here.recv::<String>().unwrap(), "from the child");
         assert_eq!(here.recv::<String>().unwrap(), "from the grandchild");
         here.send(&41u32).unwrap();
-        assert_eq!(child.join().unwrap(), 42, "{m:?}");
+        assert_eq!(child.join_in_time().unwrap(), 42, "{m:?}");
     }
 }
 
@@ -228,7 +248,7 @@ fn a_child_returns_a_pipe_end() {
         },
         ()
     );
-    let b = p.join().unwrap();
+    let b = p.join_in_time().unwrap();
     assert_eq!(b.recv::<String>().unwrap(), "kept in the pipe");
 }
 
@@ -242,7 +262,7 @@ fn big_argument_and_big_result() {
             |v: Vec<u8>| v.iter().rev().copied().collect::<Vec<u8>>(),
             data.clone()
         );
-        let back = p.join().unwrap();
+        let back = p.join_in_time().unwrap();
         assert_eq!(back.len(), data.len());
         assert!(back.iter().rev().eq(data.iter()), "{m:?}");
     }

@@ -2,6 +2,7 @@
 //! SIGKILL every few milliseconds under load), timeouts, cancellation,
 //! recycling, shutdown — and no zombie or descriptor left behind.
 mod common;
+use common::{JoinInTime, ResultInTime};
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -28,12 +29,12 @@ fn results_of_fn_items_and_closures() {
         vec!["no".into(), "pickle".into()],
     );
     for (x, f) in futures.iter().enumerate() {
-        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+        assert_eq!(f.result_in_time(), Ok(x as u64 * x as u64));
     }
-    assert_eq!(words.result(), Ok("no pickle".to_string()));
+    assert_eq!(words.result_in_time(), Ok("no pickle".to_string()));
     // The same futures as the thread pool's: as_completed works.
     let fs: Vec<_> = (0..20u64).map(|x| pool.submit(square, x)).collect();
-    let sum: u64 = as_completed(fs).map(|f| f.result().unwrap()).sum();
+    let sum: u64 = as_completed(fs).map(|f| f.result_in_time().unwrap()).sum();
     assert_eq!(sum, (0..20u64).map(square).sum::<u64>());
 }
 
@@ -41,7 +42,10 @@ fn results_of_fn_items_and_closures() {
 fn a_panic_fails_its_task_and_the_worker_lives() {
     let _c = common::clean();
     let pool = ProcessPool::new(1);
-    let before = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    let before = pool
+        .submit(|()| std::process::id(), ())
+        .result_in_time()
+        .unwrap();
     let r = pool
         .submit(
             |n: u32| -> u32 {
@@ -50,12 +54,15 @@ fn a_panic_fails_its_task_and_the_worker_lives() {
             },
             12,
         )
-        .result();
+        .result_in_time();
     match r {
         Err(TaskError::Panicked { message, .. }) => assert_eq!(message, "12 is too many"),
         other => panic!("{other:?}"),
     }
-    let after = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    let after = pool
+        .submit(|()| std::process::id(), ())
+        .result_in_time()
+        .unwrap();
     assert_eq!(before, after, "the worker was replaced after a mere panic");
 }
 
@@ -78,7 +85,7 @@ fn a_dying_worker_fails_only_its_task() {
         })
         .collect();
     for (i, f) in futures.iter().enumerate() {
-        match (i % 50, f.result()) {
+        match (i % 50, f.result_in_time()) {
             (7, Err(TaskError::WorkerDied { status })) => {
                 assert_eq!(status, ExitStatus::Signal(6))
             }
@@ -133,7 +140,7 @@ fn workers_killed_at_random_under_load() {
     }
     let mut died = 0;
     for (x, f) in futures.iter().enumerate() {
-        match f.result() {
+        match f.result_in_time() {
             Ok((pid, v)) => {
                 assert_eq!(v, x as u64 * x as u64);
                 assert_ne!(pid, me);
@@ -172,14 +179,14 @@ fn a_task_past_its_timeout_is_killed() {
     let quick: Vec<_> = (0..50u64).map(|x| pool.submit(square, x)).collect();
     let t = Instant::now();
     assert_eq!(
-        stuck.result(),
+        stuck.result_in_time(),
         Err(TaskError::DeadlineExceeded(Duration::from_millis(100)))
     );
     assert!(t.elapsed() >= Duration::from_millis(50));
     for (x, f) in quick.iter().enumerate() {
-        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+        assert_eq!(f.result_in_time(), Ok(x as u64 * x as u64));
     }
-    assert_eq!(pool.submit(square, 9).result(), Ok(81));
+    assert_eq!(pool.submit(square, 9).result_in_time(), Ok(81));
 }
 
 #[test]
@@ -189,9 +196,9 @@ fn cancel_of_a_queued_task() {
     let busy = pool.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 200);
     let queued = pool.submit(square, 3);
     assert!(queued.cancel());
-    assert_eq!(queued.result(), Err(TaskError::Cancelled));
-    assert_eq!(busy.result(), Ok(()));
-    assert_eq!(pool.submit(square, 4).result(), Ok(16));
+    assert_eq!(queued.result_in_time(), Err(TaskError::Cancelled));
+    assert_eq!(busy.result_in_time(), Ok(()));
+    assert_eq!(pool.submit(square, 4).result_in_time(), Ok(16));
 }
 
 #[test]
@@ -206,7 +213,7 @@ fn workers_are_recycled_after_max_tasks() {
         .map(|_| pool.submit(|()| std::process::id(), ()))
         .collect::<Vec<_>>()
         .iter()
-        .map(|f| f.result().unwrap())
+        .map(|f| f.result_in_time().unwrap())
         .collect();
     let distinct: HashSet<_> = pids.iter().collect();
     assert_eq!(distinct.len(), 10, "{pids:?}");
@@ -231,19 +238,22 @@ fn shutdown_with_and_without_cancel() {
         std::thread::sleep(Duration::from_millis(1));
     }
     pool.shutdown(true, true);
-    assert_eq!(running.result(), Ok(100), "a running task finishes");
+    assert_eq!(running.result_in_time(), Ok(100), "a running task finishes");
     for f in &queued {
-        let r = f.result();
+        let r = f.result_in_time();
         assert!(r == Err(TaskError::ShutDown) || r.is_ok(), "queued: {r:?}");
     }
-    assert_eq!(pool.submit(square, 2).result(), Err(TaskError::ShutDown));
+    assert_eq!(
+        pool.submit(square, 2).result_in_time(),
+        Err(TaskError::ShutDown)
+    );
 
     // Without cancel, the queue drains before the workers exit.
     let pool = ProcessPool::new(2);
     let fs: Vec<_> = (0..40u64).map(|x| pool.submit(square, x)).collect();
     drop(pool);
     for (x, f) in fs.iter().enumerate() {
-        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+        assert_eq!(f.result_in_time(), Ok(x as u64 * x as u64));
     }
 }
 
@@ -281,7 +291,10 @@ fn map_in_chunks_is_ordered_lazy_and_fails_per_chunk() {
             assert_eq!(r, &Ok(x as u32));
         }
     }
-    assert_eq!(pool.map_with(square, Vec::<u64>::new(), chunks(4)).count(), 0);
+    assert_eq!(
+        pool.map_with(square, Vec::<u64>::new(), chunks(4)).count(),
+        0
+    );
 }
 
 static CONFIG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -303,7 +316,7 @@ fn an_initializer_runs_in_every_worker() {
         .map(|_| pool.submit(|()| CONFIG.load(std::sync::atomic::Ordering::SeqCst), ()))
         .collect::<Vec<_>>()
         .iter()
-        .map(|f| f.result().unwrap())
+        .map(|f| f.result_in_time().unwrap())
         .collect();
     assert!(seen.iter().all(|v| *v == 42), "{seen:?}");
     assert_eq!(
@@ -322,11 +335,11 @@ fn an_initializer_that_always_fails_breaks_the_pool_and_says_why() {
         .build()
         .unwrap();
     let f = pool.submit(square, 3);
-    match f.result() {
+    match f.result_in_time() {
         Err(TaskError::Broken(why)) => assert!(why.contains("no database"), "{why}"),
         other => panic!("{other:?}"),
     }
-    match pool.submit(square, 4).result() {
+    match pool.submit(square, 4).result_in_time() {
         Err(TaskError::Broken(why)) => assert!(why.contains("no database"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -340,13 +353,9 @@ fn marker(name: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
-/// Waits (at most 30 s, a guard against a hang) for a marker to appear.
+/// Waits (boundedly) for a marker to appear.
 fn wait_for(path: &str) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while !std::path::Path::new(path).exists() {
-        assert!(Instant::now() < end, "{path} never appeared");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::until(path, || std::path::Path::new(path).exists());
 }
 
 /// Creates the marker, then sleeps until killed.
@@ -369,20 +378,26 @@ fn wait_for_marker(path: String) -> u32 {
 fn cancel_of_a_running_task_kills_its_worker() {
     let _c = common::clean();
     let pool = ProcessPool::new(1);
-    let first = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    let first = pool
+        .submit(|()| std::process::id(), ())
+        .result_in_time()
+        .unwrap();
     let started = marker("cancel-running");
     let hung = pool.submit(start_and_hang, started.clone());
     let behind: Vec<_> = (0..5u64).map(|x| pool.submit(square, x)).collect();
     wait_for(&started);
     assert!(hung.running());
     assert!(hung.cancel(), "Python cannot do this");
-    assert_eq!(hung.result(), Err(TaskError::Cancelled));
+    assert_eq!(hung.result_in_time(), Err(TaskError::Cancelled));
     assert!(hung.cancelled());
     // The tasks queued behind it run on the worker that replaced it.
     for (x, f) in behind.iter().enumerate() {
-        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+        assert_eq!(f.result_in_time(), Ok(x as u64 * x as u64));
     }
-    let second = pool.submit(|()| std::process::id(), ()).result().unwrap();
+    let second = pool
+        .submit(|()| std::process::id(), ())
+        .result_in_time()
+        .unwrap();
     assert_ne!(first, second, "the hung worker was not killed");
     std::fs::remove_file(&started).unwrap();
 }
@@ -402,11 +417,11 @@ fn cancel_of_a_task_handed_to_a_worker_but_not_started() {
     let after = pool.submit(|()| std::process::id(), ());
     assert!(waiting.cancel());
     std::fs::write(&release, b"go").unwrap();
-    let worker = busy.result().unwrap();
-    assert_eq!(waiting.result(), Err(TaskError::Cancelled));
+    let worker = busy.result_in_time().unwrap();
+    assert_eq!(waiting.result_in_time(), Err(TaskError::Cancelled));
     // Same worker, not killed; and the cancelled task never ran before the
     // one behind it.
-    assert_eq!(after.result(), Ok(worker));
+    assert_eq!(after.result_in_time(), Ok(worker));
     assert!(!std::path::Path::new(&ran).exists(), "a cancelled task ran");
     std::fs::remove_file(&release).unwrap();
 }
@@ -429,7 +444,7 @@ fn short_tasks_do_not_wait_behind_a_long_one() {
     }
     assert!(!long.done());
     std::fs::write(&release, b"go").unwrap();
-    assert!(long.result().is_ok());
+    assert!(long.result_in_time().is_ok());
     std::fs::remove_file(&release).unwrap();
 }
 
@@ -449,14 +464,18 @@ fn a_worker_over_its_memory_cap_is_recycled_after_its_task() {
         std::mem::forget(block);
         std::process::id()
     };
-    let small = pool.submit(grow, 1).result().unwrap();
-    let again = pool.submit(grow, 1).result().unwrap();
+    let small = pool.submit(grow, 1).result_in_time().unwrap();
+    let again = pool.submit(grow, 1).result_in_time().unwrap();
     assert_eq!(small, again, "a worker under its cap was replaced");
     let big = pool.submit(grow, 128);
     let next = pool.submit(|()| std::process::id(), ());
-    let big = big.result().unwrap();
+    let big = big.result_in_time().unwrap();
     assert_eq!(big, small, "the task itself is not interrupted");
-    assert_ne!(next.result().unwrap(), big, "the bloated worker lives on");
+    assert_ne!(
+        next.result_in_time().unwrap(),
+        big,
+        "the bloated worker lives on"
+    );
 }
 
 #[test]
@@ -474,7 +493,7 @@ fn timed_and_untimed_tasks_mixed_under_load() {
         })
         .collect();
     for (x, f) in futures.iter().enumerate() {
-        assert_eq!(f.result(), Ok(x as u64 * x as u64));
+        assert_eq!(f.result_in_time(), Ok(x as u64 * x as u64));
     }
 }
 
@@ -514,7 +533,7 @@ fn map_unordered_does_not_wait_for_a_slow_chunk() {
         "36 results came only after the first chunk ended"
     );
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    guard.join().unwrap();
+    guard.join_in_time().unwrap();
     std::fs::write(&release, b"go").unwrap();
     got.extend(results);
     assert_eq!(got.len(), 40);

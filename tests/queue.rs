@@ -2,6 +2,9 @@
 //! empty, timeouts, task_done/join, shutdown) and a stress test that counts
 //! every item.
 
+mod common;
+use common::JoinInTime;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -77,7 +80,7 @@ fn blocking_get_wakes_on_put_and_put_on_get() {
     };
     thread::sleep(SHORT);
     q.put(5).unwrap();
-    assert_eq!(getter.join().unwrap(), Ok(5));
+    assert_eq!(getter.join_in_time().unwrap(), Ok(5));
 
     q.put(1).unwrap();
     let putter = {
@@ -86,7 +89,7 @@ fn blocking_get_wakes_on_put_and_put_on_get() {
     };
     thread::sleep(SHORT);
     assert_eq!(q.get(), Ok(1));
-    assert_eq!(putter.join().unwrap(), Ok(()));
+    assert_eq!(putter.join_in_time().unwrap(), Ok(()));
     assert_eq!(q.get(), Ok(2));
 }
 
@@ -108,9 +111,9 @@ fn task_done_and_join() {
             sum
         })
     };
-    q.join();
+    q.join_in_time();
     assert_eq!(q.unfinished_tasks(), 0);
-    assert_eq!(worker.join().unwrap(), 45);
+    assert_eq!(worker.join_in_time().unwrap(), 45);
     assert_eq!(q.task_done(), Err(TaskDoneError), "one task_done too many");
     assert_eq!(q.unfinished_tasks(), 0);
 }
@@ -125,7 +128,10 @@ fn shutdown_fails_puts_and_drains_gets() {
     };
     thread::sleep(SHORT);
     q.shutdown(false);
-    assert_eq!(blocked_putter.join().unwrap(), Err(PutError::ShutDown(2)));
+    assert_eq!(
+        blocked_putter.join_in_time().unwrap(),
+        Err(PutError::ShutDown(2))
+    );
     assert!(q.is_shutdown());
     assert_eq!(q.try_put(3), Err(PutError::ShutDown(3)));
     assert_eq!(q.get(), Ok(1), "items left are still handed out");
@@ -145,7 +151,7 @@ fn shutdown_wakes_blocked_getters() {
     thread::sleep(SHORT);
     q.shutdown(false);
     for g in getters {
-        assert_eq!(g.join().unwrap(), Err(GetError::ShutDown));
+        assert_eq!(g.join_in_time().unwrap(), Err(GetError::ShutDown));
     }
 }
 
@@ -157,11 +163,11 @@ fn immediate_shutdown_drops_items_and_releases_join() {
     }
     let joiner = {
         let q = q.clone();
-        thread::spawn(move || q.join())
+        thread::spawn(move || q.join_in_time())
     };
     thread::sleep(SHORT);
     q.shutdown(true);
-    joiner.join().unwrap();
+    joiner.join_in_time().unwrap();
     assert!(q.is_empty());
     assert_eq!(q.unfinished_tasks(), 0);
     assert_eq!(q.get(), Err(GetError::ShutDown));
@@ -179,7 +185,7 @@ fn simple_queue() {
         thread::spawn(move || (0..1000).for_each(|i| q.put(i)))
     };
     let got: Vec<i32> = (0..1000).map(|_| q.get()).collect();
-    producer.join().unwrap();
+    producer.join_in_time().unwrap();
     assert_eq!(got, (0..1000).collect::<Vec<_>>());
     assert!(q.is_empty());
 }
@@ -212,7 +218,7 @@ fn len_is_exact_under_concurrent_use() {
             }
         }));
     }
-    threads.into_iter().for_each(|t| t.join().unwrap());
+    threads.into_iter().for_each(|t| t.join_in_time().unwrap());
     assert_eq!(over.load(Ordering::SeqCst), 0);
     assert_eq!(
         q.len(),
@@ -256,11 +262,13 @@ fn stress<Q: Clone + Send + 'static>(
             })
         })
         .collect();
-    producers.into_iter().for_each(|t| t.join().unwrap());
+    producers
+        .into_iter()
+        .for_each(|t| t.join_in_time().unwrap());
     producers_done(&q);
     let mut all: Vec<(usize, usize)> = Vec::new();
     for c in consumers {
-        all.extend(c.join().unwrap());
+        all.extend(c.join_in_time().unwrap());
     }
     all.sort();
     let expect: Vec<_> = (0..PRODUCERS)

@@ -2,6 +2,7 @@
 //! `Array` written by children, atomics without a lock, named
 //! `SharedMemory` opened by name and unlinked, bad names and sizes.
 mod common;
+use common::JoinInTime;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -26,7 +27,7 @@ fn ticket_counter_on_a_value_is_exact() {
         })
         .collect();
     for s in &mut sellers {
-        s.join().unwrap();
+        s.join_in_time().unwrap();
     }
     assert_eq!(tickets.get(), 0);
     tickets.set(5);
@@ -55,7 +56,7 @@ fn array_written_by_children() {
         })
         .collect();
     for p in &mut ps {
-        p.join().unwrap();
+        p.join_in_time().unwrap();
     }
     assert_eq!(a.to_vec(), (0..1000).map(|i| i * 3).collect::<Vec<u64>>());
     assert!(a.set(999, 1));
@@ -86,7 +87,7 @@ fn atomics_without_a_lock() {
         n.fetch_sub(1, Ordering::Relaxed);
     }
     for p in &mut ps {
-        p.join().unwrap();
+        p.join_in_time().unwrap();
     }
     assert_eq!(n.load(Ordering::Relaxed), 20_000);
 }
@@ -112,7 +113,7 @@ fn named_shared_memory_between_a_child_and_us() {
         name.clone(),
     )
     .unwrap();
-    p.join().unwrap();
+    p.join_in_time().unwrap();
     let mut buf = [0u8; 14];
     shm.read_at(100, &mut buf).unwrap();
     assert_eq!(&buf, b"from the child");

@@ -2,6 +2,7 @@
 //! while it holds the lock, panics, timeouts, handles refused for the
 //! wrong type, nothing left behind.
 mod common;
+use common::JoinInTime;
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,7 @@ fn counter_decremented_by_processes_is_exact() {
         }
     });
     for p in &mut ps {
-        p.join().unwrap();
+        p.join_in_time().unwrap();
     }
     assert_eq!(*counter.lock().unwrap(), -100_000);
     assert!(!counter.is_poisoned());
@@ -73,12 +74,12 @@ fn a_holder_killed_inside_the_lock_is_recovered() {
         std::thread::sleep(Duration::from_millis(50));
         holder.kill().unwrap();
         assert_eq!(
-            waiter.join().unwrap(),
+            waiter.join_in_time().unwrap(),
             [1, 0, 0, 0],
             "the half update is visible"
         );
     });
-    let _ = holder.join();
+    let _ = holder.join_in_time();
     // Poison stays until cleared; the lock itself is free and works.
     assert!(data.is_poisoned());
     assert!(data.lock().is_err());
@@ -100,7 +101,7 @@ fn a_dead_holder_found_by_a_later_locker() {
         lock.clone(),
     )
     .unwrap();
-    assert!(p.join().is_err());
+    assert!(p.join_in_time().is_err());
     match lock.try_lock() {
         Err(TryLockError::Poisoned(p)) => assert_eq!(p.cause(), PoisonCause::OwnerDied),
         other => panic!("{other:?}"),
@@ -116,7 +117,7 @@ fn a_panic_poisons_like_std() {
         let _g = m2.lock().unwrap();
         panic!("inside the lock");
     })
-    .join();
+    .join_in_time();
     assert!(r.is_err());
     match m.lock() {
         Err(p) => assert_eq!((p.cause(), *p.into_inner()), (PoisonCause::Panicked, 5)),
@@ -138,7 +139,7 @@ fn lock_timeout_waits_at_least_the_timeout() {
         ));
         assert!(t.elapsed() >= Duration::from_millis(80));
     })
-    .join()
+    .join_in_time()
     .unwrap();
 }
 
@@ -158,7 +159,7 @@ fn nothing_is_left_in_dev_shm() {
     let before: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().collect();
     let m = Mutex::new(0u64).unwrap();
     let mut p = Process::start(|m: Mutex<u64>| *m.lock().unwrap() += 1, m.clone()).unwrap();
-    p.join().unwrap();
+    p.join_in_time().unwrap();
     assert_eq!(*m.lock().unwrap(), 1);
     let after: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().collect();
     assert_eq!(before.len(), after.len());
@@ -185,7 +186,7 @@ fn event_wakes_processes() {
     assert!(!go.is_set());
     go.set();
     for p in &mut ps {
-        assert!(p.join().unwrap());
+        assert!(p.join_in_time().unwrap());
     }
     go.clear();
     let t = Instant::now();
@@ -223,7 +224,7 @@ fn semaphore_bounds_concurrent_processes() {
         })
         .collect();
     for p in &mut ps {
-        p.join().unwrap();
+        p.join_in_time().unwrap();
     }
     assert!(most.load(Ordering::SeqCst) <= 2);
     assert_eq!(slots.available(), 2);
@@ -267,7 +268,7 @@ fn condvar_between_processes() {
         *g = 0;
         changed.notify_all();
     }
-    producer.join().unwrap();
+    producer.join_in_time().unwrap();
     assert_eq!(sum, 200 * 201 / 2);
     // A timed wait with nobody notifying times out, lock held again.
     let g = slot.lock().unwrap();
@@ -285,7 +286,7 @@ fn rlock_is_reentrant_and_robust() {
     assert_eq!(lock.depth(), 2);
     // Another process cannot take it meanwhile.
     let mut p = Process::start(|l: RLock| l.try_lock().is_err(), lock.clone()).unwrap();
-    assert!(p.join().unwrap());
+    assert!(p.join_in_time().unwrap());
     drop(b);
     drop(a);
     // A holder that dies inside: the next locker is told.
@@ -302,7 +303,7 @@ fn rlock_is_reentrant_and_robust() {
     .unwrap();
     here.recv::<()>().unwrap();
     holder.kill().unwrap();
-    let _ = holder.join();
+    let _ = holder.join_in_time();
     match lock.lock() {
         Err(p) => {
             assert_eq!(p.cause(), PoisonCause::OwnerDied);
@@ -334,7 +335,7 @@ fn barrier_rounds_and_a_timeout_that_breaks_it() {
     let mine: Vec<usize> = (0..50)
         .map(|_| b.wait_timeout(Duration::from_secs(30)).unwrap())
         .collect();
-    let theirs: Vec<Vec<usize>> = ps.iter_mut().map(|p| p.join().unwrap()).collect();
+    let theirs: Vec<Vec<usize>> = ps.iter_mut().map(|p| p.join_in_time().unwrap()).collect();
     // Every round, the three arrival indices are 0, 1 and 2.
     for round in 0..50 {
         let mut idx = [mine[round], theirs[0][round], theirs[1][round]];
@@ -347,7 +348,7 @@ fn barrier_rounds_and_a_timeout_that_breaks_it() {
         b.wait_timeout(Duration::from_millis(100)),
         Err(BarrierError::Timeout)
     );
-    assert_eq!(p.join().unwrap(), Err(BarrierError::Broken));
+    assert_eq!(p.join_in_time().unwrap(), Err(BarrierError::Broken));
     assert!(b.is_broken());
     assert_eq!(b.wait(), Err(BarrierError::Broken));
     assert!(Barrier::new(0).is_err());

@@ -1,26 +1,20 @@
 //! ThreadPool: CPython's executor tests (map order and laziness, shutdown
 //! with and without cancel, initializer failure) plus what Python cannot do.
 
+mod common;
+use common::{JoinInTime, ResultInTime};
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use multiproc::executor::{MapOptions, ThreadPool};
 use multiproc::futures::{Future, ReturnWhen, TaskError, wait};
 use multiproc::threading::{Barrier, Event, Timer};
 
-fn until(what: &str, cond: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "never happened: {what}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-}
+use common::until;
 
 #[test]
 fn submit_returns_before_the_task_runs() {
@@ -33,17 +27,23 @@ fn submit_returns_before_the_task_runs() {
     });
     assert!(!f.done(), "submit did not wait for the task");
     gate.set();
-    assert_eq!(f.result(), Ok("ran"));
+    assert_eq!(f.result_in_time(), Ok("ran"));
 }
 
 #[test]
 fn a_panic_fails_its_future_only_and_the_thread_lives_on() {
     let pool = ThreadPool::new(1);
-    let before = pool.submit(|| thread::current().id()).result().unwrap();
+    let before = pool
+        .submit(|| thread::current().id())
+        .result_in_time()
+        .unwrap();
     let bad = pool.submit(|| -> u8 { panic!("task {} failed", 7) });
-    let after = pool.submit(|| thread::current().id()).result().unwrap();
+    let after = pool
+        .submit(|| thread::current().id())
+        .result_in_time()
+        .unwrap();
     assert!(
-        matches!(bad.result(), Err(TaskError::Panicked { message, .. }) if message == "task 7 failed")
+        matches!(bad.result_in_time(), Err(TaskError::Panicked { message, .. }) if message == "task 7 failed")
     );
     assert_eq!(before, after, "the same worker thread ran both");
     assert_eq!(pool.threads(), 1);
@@ -61,7 +61,7 @@ fn threads_are_reused_and_bounded() {
             })
         })
         .collect();
-    futures.iter().for_each(|f| f.result().unwrap());
+    futures.iter().for_each(|f| f.result_in_time().unwrap());
     let n = ids.lock().unwrap().len();
     assert!((1..=3).contains(&n), "{n} threads ran 300 tasks");
     assert!(pool.threads() <= 3);
@@ -79,7 +79,7 @@ fn every_worker_is_used_when_tasks_block() {
             pool.submit(move || b.wait_timeout(Duration::from_secs(20)).is_ok())
         })
         .collect();
-    assert!(futures.iter().all(|f| f.result() == Ok(true)));
+    assert!(futures.iter().all(|f| f.result_in_time() == Ok(true)));
 }
 
 #[test]
@@ -180,14 +180,14 @@ fn shutdown_with_cancel_futures() {
         Timer::start(Duration::from_millis(20), move || gate.set())
     };
     pool.shutdown(true, true);
-    opener.result().unwrap();
-    assert_eq!(running.result(), Ok(1), "a running task finishes");
+    opener.result_in_time().unwrap();
+    assert_eq!(running.result_in_time(), Ok(1), "a running task finishes");
     for f in &queued {
         assert!(f.cancelled());
-        assert_eq!(f.result(), Err(TaskError::Cancelled));
+        assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
     }
     assert_eq!(pool.threads(), 0, "shutdown(wait) waited for the threads");
-    assert_eq!(pool.submit(|| 0).result(), Err(TaskError::ShutDown));
+    assert_eq!(pool.submit(|| 0).result_in_time(), Err(TaskError::ShutDown));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn shutdown_without_wait_returns_at_once_and_drop_waits() {
     };
     drop(pool); // waits
     assert_eq!(finished.load(Ordering::SeqCst), 1);
-    opener.result().unwrap();
+    opener.result_in_time().unwrap();
 }
 
 #[test]
@@ -243,14 +243,15 @@ fn a_panicking_initializer_breaks_the_pool() {
     let pool = ThreadPool::builder()
         .max_workers(2)
         .initializer(|| panic!("no database"))
-        .build().unwrap();
+        .build()
+        .unwrap();
     let f = pool.submit(|| 1);
-    match f.result() {
+    match f.result_in_time() {
         Err(TaskError::Broken(why)) => assert!(why.contains("no database"), "{why}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        pool.submit(|| 2).result(),
+        pool.submit(|| 2).result_in_time(),
         Err(TaskError::Broken(_))
     ));
 }
@@ -265,11 +266,12 @@ fn the_initializer_runs_once_per_thread() {
         .initializer(move || {
             i.fetch_add(1, Ordering::SeqCst);
         })
-        .build().unwrap();
+        .build()
+        .unwrap();
     let names: Vec<_> = (0..100)
         .map(|_| pool.submit(|| thread::current().name().unwrap().to_string()))
         .collect();
-    let names: HashSet<String> = names.iter().map(|n| n.result().unwrap()).collect();
+    let names: HashSet<String> = names.iter().map(|n| n.result_in_time().unwrap()).collect();
     assert!(
         names.iter().all(|n| n == "worker_0" || n == "worker_1"),
         "{names:?}"
@@ -291,11 +293,14 @@ fn stress_many_submitters() {
                     .collect();
                 let w = wait(&fs, ReturnWhen::AllCompleted, None);
                 assert!(w.not_done.is_empty());
-                fs.iter().map(|f| f.result().unwrap()).sum::<u64>()
+                fs.iter().map(|f| f.result_in_time().unwrap()).sum::<u64>()
             })
         })
         .collect();
-    let total: u64 = submitters.into_iter().map(|t| t.join().unwrap()).sum();
+    let total: u64 = submitters
+        .into_iter()
+        .map(|t| t.join_in_time().unwrap())
+        .sum();
     let expect: u64 = (0..4u64)
         .map(|s| (0..5_000u64).map(|i| s * 1_000_000 + i).sum::<u64>())
         .sum();
@@ -309,9 +314,10 @@ fn an_idle_pool_sleeps() {
     let pool = ThreadPool::builder()
         .max_workers(2)
         .thread_name_prefix("idle")
-        .build().unwrap();
+        .build()
+        .unwrap();
     let fs: Vec<_> = (0..100).map(|i| pool.submit(move || i)).collect();
-    fs.iter().for_each(|f| drop(f.result()));
+    fs.iter().for_each(|f| drop(f.result_in_time()));
     until("every worker sleeps", || {
         let tasks = std::fs::read_dir("/proc/self/task").unwrap();
         let mut workers = 0;

@@ -1,5 +1,8 @@
 //! Event, Semaphore, BoundedSemaphore, Barrier and Timer.
 
+mod common;
+use common::{JoinInTime, ResultInTime};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -26,7 +29,7 @@ fn event_wakes_every_waiter_and_clears() {
         .collect();
     thread::sleep(SHORT);
     e.set();
-    assert!(waiters.into_iter().all(|w| w.join().unwrap()));
+    assert!(waiters.into_iter().all(|w| w.join_in_time().unwrap()));
     e.clear();
     assert!(!e.is_set());
     let t = Instant::now();
@@ -55,7 +58,7 @@ fn semaphore_bounds_concurrency() {
             })
         })
         .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
+    threads.into_iter().for_each(|t| t.join_in_time().unwrap());
     assert!(most.load(Ordering::SeqCst) <= 3);
     assert_eq!(sem.available(), 3);
 }
@@ -103,7 +106,10 @@ fn barrier_rounds_and_action() {
             thread::spawn(move || (0..50).map(|_| b.wait().unwrap()).collect::<Vec<_>>())
         })
         .collect();
-    let indices: Vec<Vec<usize>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let indices: Vec<Vec<usize>> = threads
+        .into_iter()
+        .map(|t| t.join_in_time().unwrap())
+        .collect();
     assert_eq!(rounds.load(Ordering::SeqCst), 50);
     for round in 0..50 {
         let mut idx: Vec<usize> = indices.iter().map(|v| v[round]).collect();
@@ -123,7 +129,7 @@ fn barrier_timeout_breaks_it_for_everyone() {
     };
     thread::sleep(SHORT);
     assert_eq!(b.wait_timeout(SHORT), Err(BarrierError::Timeout));
-    assert_eq!(other.join().unwrap(), Err(BarrierError::Broken));
+    assert_eq!(other.join_in_time().unwrap(), Err(BarrierError::Broken));
     assert!(b.is_broken());
     assert_eq!(b.wait(), Err(BarrierError::Broken));
 }
@@ -139,7 +145,7 @@ fn barrier_abort_and_reset() {
         thread::yield_now();
     }
     b.abort();
-    assert_eq!(waiter.join().unwrap(), Err(BarrierError::Broken));
+    assert_eq!(waiter.join_in_time().unwrap(), Err(BarrierError::Broken));
     b.reset();
     assert!(!b.is_broken());
     // Reset with a waiter: it is told the round is broken; the barrier works on.
@@ -151,13 +157,13 @@ fn barrier_abort_and_reset() {
         thread::yield_now();
     }
     b.reset();
-    assert_eq!(waiter.join().unwrap(), Err(BarrierError::Broken));
+    assert_eq!(waiter.join_in_time().unwrap(), Err(BarrierError::Broken));
     let pair = {
         let b = b.clone();
         thread::spawn(move || b.wait())
     };
     assert!(b.wait().is_ok());
-    assert!(pair.join().unwrap().is_ok());
+    assert!(pair.join_in_time().unwrap().is_ok());
 }
 
 #[test]
@@ -170,7 +176,7 @@ fn barrier_action_panic_breaks_it() {
         thread::spawn(move || b.wait())
     };
     let mine = b.wait();
-    let theirs = other.join().unwrap();
+    let theirs = other.join_in_time().unwrap();
     assert_eq!(
         [mine, theirs],
         [Err(BarrierError::Broken), Err(BarrierError::Broken)]
@@ -182,7 +188,7 @@ fn barrier_action_panic_breaks_it() {
 fn timer_runs_after_the_interval() {
     let t = Instant::now();
     let timer = Timer::start(SHORT, move || t.elapsed());
-    let waited = timer.result().unwrap();
+    let waited = timer.result_in_time().unwrap();
     assert!(waited >= SHORT);
     assert!(timer.is_finished());
     assert!(!timer.cancel(), "too late to cancel");
@@ -196,10 +202,10 @@ fn timer_cancel_and_panic() {
         r.fetch_add(1, Ordering::SeqCst);
     });
     assert!(timer.cancel());
-    assert_eq!(timer.result(), Err(TaskError::Cancelled));
+    assert_eq!(timer.result_in_time(), Err(TaskError::Cancelled));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     let bad = Timer::start(Duration::ZERO, || -> u8 { panic!("timer task failed") });
     assert!(
-        matches!(bad.result(), Err(TaskError::Panicked { message, .. }) if message == "timer task failed")
+        matches!(bad.result_in_time(), Err(TaskError::Panicked { message, .. }) if message == "timer task failed")
     );
 }

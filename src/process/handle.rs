@@ -14,9 +14,9 @@ use crate::os::proc::{self, ExitStatus, Pidfd};
 use crate::os::sock;
 
 use super::child::{self, ChildCall, StartHeader};
-use super::remote::{self, Outcome};
 use super::child_proc::{ChildProc, Reaper};
 use super::error::{ProcessError, StartError};
+use super::remote::{self, Outcome};
 use super::{forkserver, registry};
 
 /// How a child process is created.

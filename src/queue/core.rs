@@ -51,11 +51,7 @@ impl<T, S: Store<T>> Core<T, S> {
         self.put_inner(item, None, true)
     }
 
-    pub(crate) fn put_until(
-        &self,
-        item: T,
-        deadline: Option<Instant>,
-    ) -> Result<(), PutError<T>> {
+    pub(crate) fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
         self.put_inner(item, deadline, false)
     }
 

@@ -104,10 +104,7 @@ impl RLock {
         s.lock.raw.held_by_this_process() && s.thread.load(Ordering::Relaxed) == thread_token()
     }
 
-    fn take(
-        &self,
-        wait: Wait,
-    ) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
+    fn take(&self, wait: Wait) -> Result<RLockGuard<'_>, TryLockError<RLockGuard<'_>>> {
         let s = self.s();
         let guard = || RLockGuard {
             lock: self,

@@ -127,7 +127,8 @@ impl Semaphore {
         Ok(Semaphore {
             region: Region::create(0, |s: &SemaphoreState| {
                 s.count.store(value, Ordering::Relaxed);
-                s.bound.store(if bounded { value } else { 0 }, Ordering::Relaxed);
+                s.bound
+                    .store(if bounded { value } else { 0 }, Ordering::Relaxed);
             })?,
         })
     }

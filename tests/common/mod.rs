@@ -99,3 +99,124 @@ impl Drop for Clean {
         assert_eq!(open_fds(), self.fds, "descriptors leaked");
     }
 }
+
+/// How long a test waits for anything before it fails: generous (a slow CI
+/// machine passes), finite (a regression fails instead of hanging CI).
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits until `cond` holds, polling; fails the test with `what` past
+/// [`DEADLINE`].
+pub fn until(what: &str, cond: impl Fn() -> bool) {
+    let end = std::time::Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < end,
+            "never happened within {DEADLINE:?}: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A fresh abstract socket name, unique in this machine's run of the tests.
+pub fn unique_name(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "@multiproc-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `result()` with [`DEADLINE`]: a future that never completes fails the
+/// test with a message instead of hanging it.
+pub trait ResultInTime<T> {
+    fn result_in_time(&self) -> Result<T, multiproc::futures::TaskError>;
+}
+
+impl<T> ResultInTime<T> for multiproc::futures::Future<T> {
+    #[track_caller]
+    fn result_in_time(&self) -> Result<T, multiproc::futures::TaskError> {
+        match self.result_timeout(DEADLINE) {
+            Err(multiproc::futures::TaskError::Timeout) => {
+                panic!("the future was not done within {DEADLINE:?}")
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T> ResultInTime<T> for multiproc::threading::Timer<T> {
+    #[track_caller]
+    fn result_in_time(&self) -> Result<T, multiproc::futures::TaskError> {
+        self.future().result_in_time()
+    }
+}
+
+/// `join()` with [`DEADLINE`], for everything a test joins: processes,
+/// threads and queues. Past the deadline the test fails with a message (a
+/// process is killed first, so none is left behind).
+pub trait JoinInTime {
+    type Output;
+    fn join_in_time(self) -> Self::Output;
+}
+
+impl<R: serde::de::DeserializeOwned> JoinInTime for &mut multiproc::process::Process<R> {
+    type Output = Result<R, multiproc::process::ProcessError>;
+    #[track_caller]
+    fn join_in_time(self) -> Self::Output {
+        match self.join_timeout(DEADLINE) {
+            Err(multiproc::process::ProcessError::Timeout) => {
+                let _ = self.kill();
+                let _ = self.join_timeout(DEADLINE);
+                panic!("process {} did not end within {DEADLINE:?}", self.pid())
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T> JoinInTime for std::thread::JoinHandle<T> {
+    type Output = std::thread::Result<T>;
+    #[track_caller]
+    fn join_in_time(self) -> Self::Output {
+        until("a thread ends", || self.is_finished());
+        self.join()
+    }
+}
+
+impl<T> JoinInTime for std::thread::ScopedJoinHandle<'_, T> {
+    type Output = std::thread::Result<T>;
+    #[track_caller]
+    fn join_in_time(self) -> Self::Output {
+        until("a scoped thread ends", || self.is_finished());
+        self.join()
+    }
+}
+
+impl<T> JoinInTime for &multiproc::ipc::JoinableQueue<T> {
+    type Output = ();
+    #[track_caller]
+    fn join_in_time(self) {
+        assert!(
+            self.join_timeout(DEADLINE),
+            "the queue's tasks were not done within {DEADLINE:?}"
+        );
+    }
+}
+
+macro_rules! join_thread_queue {
+    ($($q:ident: $($bound:path),+;)*) => {$(
+        impl<T: $($bound +)+> JoinInTime for &multiproc::queue::$q<T> {
+            type Output = ();
+            #[track_caller]
+            fn join_in_time(self) {
+                assert!(
+                    self.join_timeout(DEADLINE),
+                    "the queue's tasks were not done within {DEADLINE:?}"
+                );
+            }
+        }
+    )*};
+}
+join_thread_queue!(Queue: Send; LifoQueue: Send; PriorityQueue: Send, Ord;);

@@ -45,7 +45,11 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    fn new<F>(pool: &'a ProcessPool, items: impl Iterator<Item = A> + 'a, options: MapOptions) -> Self
+    fn new<F>(
+        pool: &'a ProcessPool,
+        items: impl Iterator<Item = A> + 'a,
+        options: MapOptions,
+    ) -> Self
     where
         F: FnOnce(A) -> R + Copy + Send + 'static,
     {

@@ -300,6 +300,9 @@ impl Executor for ThreadPool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        // `F` is only `FnOnce + Copy`: the closure copies it for each call,
+        // which the thread map (wanting `Fn`) cannot do with `f` itself.
+        #[allow(clippy::redundant_closure)]
         ThreadPool::map_with(self, move |a| f(a), items, options)
     }
 

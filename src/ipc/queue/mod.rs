@@ -191,9 +191,7 @@ impl<T> Queue<T> {
             }
             .into());
         }
-        self.ring
-            .put(bytes, wait.deadline())
-            .map_err(put_stop)
+        self.ring.put(bytes, wait.deadline()).map_err(put_stop)
     }
 
     fn get_raw(&self, wait: Wait) -> Result<Vec<u8>, GetError> {
@@ -295,9 +293,7 @@ impl<T: Serialize> Queue<T> {
 impl<T: DeserializeOwned> Queue<T> {
     fn get_value(&self, wait: Wait) -> Result<T, GetError> {
         with_scratch(|buf| {
-            self.ring
-                .get_into(buf, wait.deadline())
-                .map_err(get_stop)?;
+            self.ring.get_into(buf, wait.deadline()).map_err(get_stop)?;
             Ok(codec::decode(buf, Vec::new())?)
         })
     }
