@@ -575,7 +575,7 @@ fn a_progress_bar_follows_a_map() {
     // A bar of one's own.
     let bar = ProgressBar::hidden();
     let n = pool
-        .map(square, 0..10u64, 3)
+        .map_with(square, 0..10u64, chunks(3))
         .progress_with(bar.clone())
         .count();
     assert_eq!((n, bar.position()), (10, 10));
