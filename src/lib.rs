@@ -101,6 +101,42 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Names
+//!
+//! The same idea has the same word everywhere, threads and processes alike:
+//!
+//! - **Families.** A call that may block comes in three: `x` waits as long
+//!   as it takes, `try_x` never waits, `x_timeout(d)` waits at most `d` —
+//!   `get`/`try_get`/`get_timeout`, likewise `put`, `lock`, `acquire`,
+//!   `wait`, `join`, `accept`, `result`.
+//! - **Not now.** `try_x()` answers exactly as `x_timeout(Duration::ZERO)`
+//!   would: same type, same error. Queues say [`Empty`](queue::GetError::Empty)
+//!   or [`Full`](queue::PutError::Full) for both (as Python's `queue.Empty`
+//!   and `queue.Full`); futures and processes say `Timeout`
+//!   ([`TaskError::Timeout`](futures::TaskError::Timeout),
+//!   [`ProcessError::Timeout`](process::ProcessError::Timeout)); locks
+//!   `WouldBlock`; semaphores `None`. Never an `Option` for one and an
+//!   error for its sibling.
+//! - **Deadlines.** Internally every family is one function taking a
+//!   deadline, named `x_until`.
+//! - **Errors say what happened**, one word each: `ShutDown` (a queue or
+//!   an executor was shut down; `shutdown()` is the call that does it),
+//!   `Timeout` (*you* stopped waiting; the work goes on),
+//!   `DeadlineExceeded` (the *task* ran past its own timeout and was
+//!   killed), `Died { status }`/`WorkerDied { status }` (a process ended
+//!   without answering), `Panicked { message, location }`, `Cancelled`,
+//!   `Retrieved` (the value was already taken), `OverRelease { limit }`.
+//! - **Counts are `usize`**: semaphores, barriers, queue sizes, workers.
+//! - **Pools** are configured alike (`builder().max_workers(n).build()`,
+//!   which returns `io::Result`; `new(n)`, which panics only where
+//!   `std::thread::spawn` would), map alike
+//!   (`map`, `map_with(f, items, MapOptions)`), and both implement
+//!   [`Executor`](executor::Executor).
+//! - **A `sync` type and its `threading` twin** (`Semaphore`, `Barrier`,
+//!   `Event`) have the same methods and errors; the `sync` one also works
+//!   between processes and is created with `io::Result` (it maps shared
+//!   memory).
+//!
 //! # Layers
 //!
 //! | module | what |
