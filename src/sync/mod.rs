@@ -18,7 +18,6 @@
 //! need no segment and no `Pod` bound.
 
 mod barrier;
-pub(crate) mod claims;
 mod condvar;
 mod event;
 pub(crate) mod mutex;
@@ -26,6 +25,7 @@ pub(crate) mod raw;
 pub(crate) mod region;
 mod rlock;
 mod semaphore;
+pub(crate) mod words;
 
 pub use barrier::{Barrier, BarrierError, MAX_PARTIES};
 pub use condvar::Condvar;

@@ -27,104 +27,18 @@
 //! than a socket buffer), and a job with a large argument goes alone to an
 //! idle worker, which is reading.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_bytes::ByteBuf;
-
-use super::task::{self, BatchOut, Done, Hello, JobOut, Outcome, Ready};
+use super::dispatch;
+use super::protocol::{BatchOut, JobOut};
+use super::state::{Pending, Shared, fail_all, requeue_front, stopper};
+use super::worker::{Kill, Sent, Worker, collect, spawn_worker, take_back};
 use crate::blocking::lock;
 use crate::futures::TaskError;
-use crate::futures::state::Stopper;
-use crate::ipc::{self, Connection, Pipe, RecvError, SendError, Waitable};
+use crate::ipc::{self, Connection, SendError, Waitable};
 use crate::os::image::ImageId;
-use crate::process::{ExitStatus, Process, StartMethod};
-use crate::sync::claims::{Claims, WINDOW};
-
-/// Jobs handed to one worker ahead of time, at most.
-const DEPTH: usize = 16;
-/// A worker is refilled when it has this many jobs left, or fewer.
-const LOW_WATER: usize = DEPTH / 2;
-/// Arguments in one batch stop growing it past this many bytes.
-const BATCH_BYTES: usize = 64 << 10;
-/// A job whose argument is larger goes alone to an idle worker.
-const SMALL_ARG: usize = 16 << 10;
-
-const _: () = assert!(DEPTH <= WINDOW);
-
-/// A submitted task on the parent's side: its job and its future's end.
-pub(crate) struct Pending {
-    /// Names the task to a cancellation.
-    pub(crate) id: u64,
-    pub(crate) entry: i64,
-    pub(crate) arg: Vec<u8>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) sink: Box<dyn Sink>,
-    /// Already marked running (it was taken back from a worker).
-    pub(crate) started: bool,
-}
-
-/// The typed end of a task's future, behind a trait object so that the
-/// manager handles tasks of every type.
-pub(crate) trait Sink: Send {
-    /// Marks the future running, cancellable by `stopper`; `false` if it
-    /// was cancelled.
-    fn start(&self, stopper: Stopper) -> bool;
-    /// The future is done already (cancelled while it waited to run again).
-    fn is_done(&self) -> bool;
-    /// Completes the future with the encoded value or an error.
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>);
-}
-
-/// What submitters and the manager share.
-pub(crate) struct Shared {
-    pub(crate) state: Mutex<State>,
-    /// Tells the manager to look at `state` again.
-    pub(crate) wake: Connection,
-    /// Signalled when the manager has ended.
-    pub(crate) ended: Condvar,
-}
-
-pub(crate) struct State {
-    pub(crate) queue: VecDeque<Pending>,
-    pub(crate) shutdown: bool,
-    pub(crate) broken: Option<String>,
-    pub(crate) running: bool,
-    /// The id of the next task.
-    pub(crate) next_id: u64,
-    /// Running tasks whose futures were cancelled.
-    pub(crate) cancels: Vec<u64>,
-    /// The manager is (about to be) waiting: whoever changes the state
-    /// pokes it.
-    pub(crate) asleep: bool,
-}
-
-impl State {
-    pub(crate) fn new() -> State {
-        State {
-            queue: VecDeque::new(),
-            shutdown: false,
-            broken: None,
-            running: true,
-            next_id: 0,
-            cancels: Vec::new(),
-            asleep: false,
-        }
-    }
-
-    /// Whether the manager must be poked after this change (at most once
-    /// per sleep).
-    pub(crate) fn must_wake(&mut self) -> bool {
-        std::mem::take(&mut self.asleep)
-    }
-}
-
-impl Shared {
-    pub(crate) fn poke(&self) {
-        let _ = self.wake.send_bytes(&[]);
-    }
-}
+use crate::process::{ExitStatus, StartMethod};
 
 pub(crate) struct Config {
     pub(crate) workers: usize,
@@ -136,62 +50,6 @@ pub(crate) struct Config {
     pub(crate) max_memory: Option<u64>,
     /// The initializer: its entry and encoded argument.
     pub(crate) init: Option<(i64, Vec<u8>)>,
-}
-
-/// Why the pool killed a worker that had a task running.
-#[derive(Clone, Copy)]
-enum Kill {
-    Timeout(Duration),
-    Cancelled,
-    /// Recycled, idle.
-    Retired,
-}
-
-/// A job handed to a worker.
-struct Sent {
-    n: u64,
-    task: Pending,
-    deadline: Option<(Instant, Duration)>,
-}
-
-struct Worker {
-    process: Process<()>,
-    conn: Connection,
-    claims: Claims,
-    /// Not ready yet: its initializer runs.
-    starting: bool,
-    /// Why its start failed, in its own words.
-    start_error: Option<String>,
-    /// Handed over and not answered, in order.
-    sent: VecDeque<Sent>,
-    next_n: u64,
-    done: usize,
-    killed: Option<Kill>,
-    /// Recycled: gets no more jobs, ends when it has none.
-    retiring: bool,
-}
-
-impl Worker {
-    fn takes_jobs(&self) -> bool {
-        !self.starting && !self.retiring && self.killed.is_none()
-    }
-
-    /// How many more jobs it takes now: none while it has a timed one, more
-    /// than `LOW_WATER`, or jobs outstanding in a batch it has not read, and
-    /// never more than its share of tasks (`max_tasks_per_child`) allows. A
-    /// worker with nothing outstanding is reading, whatever is still in its
-    /// pipe (a batch whose jobs were all taken back).
-    fn room(&self, max_tasks: Option<usize>) -> usize {
-        let timed = self.sent.front().is_some_and(|s| s.deadline.is_some());
-        let unread = !self.sent.is_empty() && !self.claims.has_received(self.next_n);
-        if !self.takes_jobs() || timed || self.sent.len() > LOW_WATER || unread {
-            return 0;
-        }
-        let share = max_tasks.map_or(usize::MAX, |m| {
-            m.saturating_sub(self.done + self.sent.len())
-        });
-        (DEPTH - self.sent.len()).min(share)
-    }
 }
 
 /// A worker fails to start this many times in a row on its own (the
@@ -372,25 +230,23 @@ impl Manager {
     /// sends each worker its share in one message.
     fn dispatch(&mut self) {
         let mut batches: Vec<Vec<Sent>> = self.workers.iter().map(|_| Vec::new()).collect();
-        let mut bytes = vec![0usize; self.workers.len()];
         let weak = Arc::downgrade(&self.shared);
         {
             let mut st = lock(&self.shared.state);
             let max_tasks = self.cfg.max_tasks_per_child;
+            let mut plan: Vec<dispatch::Batch> = self
+                .workers
+                .iter()
+                .map(|w| dispatch::Batch {
+                    room: w.room(max_tasks),
+                    outstanding: w.sent.len(),
+                    ..dispatch::Batch::default()
+                })
+                .collect();
             while let Some(front) = st.queue.front() {
-                let alone = goes_alone(front);
+                let alone = dispatch::goes_alone(front.timeout.is_some(), front.arg.len());
                 // The least loaded worker with room takes it.
-                let takes = |i: &usize| {
-                    let (w, batch) = (&self.workers[*i], &batches[*i]);
-                    batch.len() < w.room(max_tasks)
-                        && bytes[*i] < BATCH_BYTES
-                        && batch.first().is_none_or(|s| !goes_alone(&s.task))
-                        && (!alone || (w.sent.is_empty() && batch.is_empty()))
-                };
-                let Some(i) = (0..self.workers.len())
-                    .filter(takes)
-                    .min_by_key(|i| self.workers[*i].sent.len() + batches[*i].len())
-                else {
+                let Some(i) = dispatch::pick(&plan, alone) else {
                     break;
                 };
                 let mut p = st.queue.pop_front().expect("a front");
@@ -402,7 +258,11 @@ impl Manager {
                     continue; // cancelled before it started
                 }
                 p.started = true;
-                bytes[i] += p.arg.len();
+                if plan[i].len == 0 {
+                    plan[i].alone = alone;
+                }
+                plan[i].len += 1;
+                plan[i].bytes += p.arg.len();
                 let deadline = p.timeout.map(|t| (Instant::now() + t, t));
                 batches[i].push(Sent {
                     n: 0,
@@ -564,155 +424,5 @@ impl Manager {
             s.task.sink.finish(Err(err));
         }
         requeue_front(&self.shared, back);
-    }
-}
-
-/// A job with a deadline or a large argument is only handed to an idle
-/// worker, and nothing is sent with it.
-fn goes_alone(p: &Pending) -> bool {
-    p.timeout.is_some() || p.arg.len() > SMALL_ARG
-}
-
-/// A cancelled running future tells the manager (if the pool still exists).
-fn stopper(shared: &Weak<Shared>, id: u64) -> Stopper {
-    let shared = shared.clone();
-    Box::new(move || {
-        if let Some(shared) = shared.upgrade() {
-            let mut st = lock(&shared.state);
-            st.cancels.push(id);
-            let wake = st.must_wake();
-            drop(st);
-            if wake {
-                shared.poke();
-            }
-        }
-    })
-}
-
-/// Takes back up to `most` jobs the worker has not claimed, from the end
-/// of its batch; returns them in their order.
-fn take_back(w: &mut Worker, most: usize) -> Vec<Pending> {
-    let mut back = Vec::new();
-    while back.len() < most {
-        match w.sent.back() {
-            Some(s) if w.claims.revoke(s.n) => {
-                back.push(w.sent.pop_back().expect("a back").task);
-            }
-            _ => break,
-        }
-    }
-    back.reverse();
-    back
-}
-
-/// Puts tasks back at the front of the queue, in their order.
-fn requeue_front(shared: &Shared, tasks: Vec<Pending>) {
-    if tasks.is_empty() {
-        return;
-    }
-    let mut st = lock(&shared.state);
-    for p in tasks.into_iter().rev() {
-        st.queue.push_front(p);
-    }
-}
-
-/// Starts a worker process and sends it its board and initializer; it says
-/// when it is ready.
-fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Worker, String> {
-    let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
-    let claims = Claims::new().map_err(|e| e.to_string())?;
-    let mut process = Process::builder()
-        .start_method(cfg.method)
-        .name(format!("{}-{n}", cfg.name))
-        .start(task::worker_main, theirs)
-        .map_err(|e| format!("cannot start a worker process: {e}"))?;
-    let hello = Hello {
-        claims: claims.clone(),
-        init: cfg
-            .init
-            .as_ref()
-            .map(|(entry, arg)| (image, *entry, ByteBuf::from(arg.clone()))),
-        max_memory: cfg.max_memory,
-    };
-    if let Err(e) = ours.send(&hello) {
-        let _ = process.kill();
-        let _ = process.join();
-        return Err(format!("cannot start a worker process: {e}"));
-    }
-    Ok(Worker {
-        process,
-        conn: ours,
-        claims,
-        starting: true,
-        start_error: None,
-        sent: VecDeque::new(),
-        next_n: 0,
-        done: 0,
-        killed: None,
-        retiring: false,
-    })
-}
-
-/// Takes every message a worker has sent: its `Ready` while starting, then
-/// its answers.
-fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills: &mut usize) {
-    if w.starting {
-        match w.conn.try_recv::<Ready>() {
-            Ok(Ready(None)) => {
-                w.starting = false;
-                (*failures, *kills) = (0, 0);
-            }
-            // The worker exits; its death counts the failure.
-            Ok(Ready(Some(why))) => w.start_error = Some(why),
-            Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {}
-            Err(_) => {
-                let _ = w.process.kill();
-            }
-        }
-        if w.starting {
-            return;
-        }
-    }
-    loop {
-        match w.conn.try_recv::<Done>() {
-            Ok(done) => {
-                let Some(i) = w.sent.iter().position(|s| s.n == done.n) else {
-                    continue;
-                };
-                let s = w.sent.remove(i).expect("an index from position");
-                let result = match done.outcome {
-                    Outcome::Returned(bytes) => Ok(bytes.into_vec()),
-                    Outcome::Panicked { message, location } => {
-                        Err(TaskError::Panicked { message, location })
-                    }
-                    Outcome::Failed(why) => Err(TaskError::Broken(why)),
-                };
-                s.task.sink.finish(result);
-                w.done += 1;
-                if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {
-                    w.retiring = true;
-                }
-            }
-            Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {
-                return;
-            }
-            Err(_) => {
-                let _ = w.process.kill();
-                return;
-            }
-        }
-    }
-}
-
-/// Workers cannot be started: every queued task fails.
-fn fail_all(shared: &Shared, why: String) {
-    let mut st = lock(&shared.state);
-    st.broken = Some(why.clone());
-    let queued: Vec<Pending> = st.queue.drain(..).collect();
-    drop(st);
-    for p in queued {
-        if p.started || p.sink.start(Box::new(|| {})) {
-            p.sink.finish(Err(TaskError::Broken(why.clone())));
-        }
     }
 }

@@ -1,11 +1,16 @@
 //! `ProcessPool`: tasks in worker processes, each with its own `Future`;
 //! a worker that dies fails only the task it was running.
 
+mod claims;
+mod dispatch;
 mod manager;
 mod map;
 #[cfg(feature = "progress")]
 mod progress;
+mod protocol;
+mod state;
 mod task;
+mod worker;
 
 pub use map::{ProcessMap, ProcessMapUnordered};
 #[cfg(feature = "progress")]
@@ -21,7 +26,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use manager::{Config, Pending, Shared, Sink, State};
+use manager::Config;
+use state::{Pending, Shared, Sink, State};
 
 use crate::blocking::lock;
 use crate::codec;
@@ -124,7 +130,7 @@ impl Builder {
         A: Serialize + DeserializeOwned,
     {
         self.init = Some(
-            task::encode_plain(&arg)
+            protocol::encode_plain(&arg)
                 .map(|bytes| (task::entry_for::<F, A, ()>().to_wire(), bytes))
                 .map_err(|e| e.to_string()),
         );
@@ -327,7 +333,7 @@ impl ProcessPool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let (promise, future) = Promise::new();
-        let arg = match task::encode_plain(&arg) {
+        let arg = match protocol::encode_plain(&arg) {
             Ok(a) => a,
             Err(e) => {
                 promise.complete(Err(TaskError::Broken(format!(

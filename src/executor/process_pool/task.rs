@@ -1,71 +1,20 @@
-//! The worker's side of a process pool: how a task is named, sent, run and
-//! answered.
+//! The worker process's side of a process pool: its main loop, and the
+//! transport ([`TaskCall`]) through which [`remote`] runs each task.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
+use super::protocol::{Batch, Done, Hello, Outcome, Ready, encode_plain};
+use crate::codec;
 use crate::ipc::{Connection, RecvError};
 use crate::os::image::{Entry, ImageId};
 use crate::os::proc;
 use crate::panic::{self, Report};
 use crate::process::remote::{self, Call};
-use crate::sync::claims::Claims;
-
-/// A task, as a worker receives it: its number on the worker's
-/// [`Claims`] board, its entry and its encoded argument.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Job {
-    pub(crate) n: u64,
-    pub(crate) entry: i64,
-    pub(crate) arg: ByteBuf,
-}
-
-/// A [`Job`] as the pool sends it (the argument borrowed).
-#[derive(Debug, Serialize)]
-pub(crate) struct JobOut<'a> {
-    pub(crate) n: u64,
-    pub(crate) entry: i64,
-    #[serde(with = "serde_bytes")]
-    pub(crate) arg: &'a [u8],
-}
-
-/// Jobs sent together, in the order the worker runs them.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Batch {
-    image: ImageId,
-    jobs: Vec<Job>,
-}
-
-/// A [`Batch`] as the pool sends it.
-#[derive(Debug, Serialize)]
-pub(crate) struct BatchOut<'a> {
-    pub(crate) image: ImageId,
-    pub(crate) jobs: Vec<JobOut<'a>>,
-}
-
-/// The pool's first message to a worker: its board and its initializer.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Hello {
-    pub(crate) claims: Claims,
-    pub(crate) init: Option<(ImageId, i64, ByteBuf)>,
-    /// Resident memory above which the worker ends after a task.
-    pub(crate) max_memory: Option<u64>,
-}
-
-/// How a task ended in the worker: its value encoded.
-pub(crate) type Outcome = remote::Outcome<ByteBuf>;
-
-/// The answer to a [`Job`].
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Done {
-    pub(crate) n: u64,
-    pub(crate) outcome: Outcome,
-}
 
 /// What an entry receives: the encoded argument, and where to leave the
 /// outcome.
@@ -108,23 +57,6 @@ impl Call for TaskCall {
         0
     }
 }
-
-/// Encodes a value as a payload that carries no handle (a task's argument
-/// or result crosses a process boundary as bytes only).
-pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let frame = codec::encode(value, DEFAULT_MAX_MESSAGE_SIZE)?;
-    if !frame.fds.is_empty() {
-        return Err(CodecError::Encode(
-            "a process pool task's argument or result cannot hold handles; start a Process for that"
-                .into(),
-        ));
-    }
-    Ok(frame.bytes[HEADER_LEN..].to_vec())
-}
-
-/// The worker's first message: ready, or why its initializer failed.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Ready(pub(crate) Option<String>);
 
 fn run(image: &ImageId, entry: i64, arg: Vec<u8>) -> Outcome {
     // SAFETY: the worker reads jobs only from the socket its pool created

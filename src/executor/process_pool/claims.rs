@@ -23,10 +23,13 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::region::{Region, SharedSafe};
+use crate::sync::words::{WORDS, Words};
 
 /// Words on the board: the most tasks a worker may be handed ahead.
 pub(crate) const WINDOW: usize = 64;
+/// The word after the ring: the last task number the worker has read.
+const RECEIVED: usize = WINDOW;
+const _: () = assert!(RECEIVED < WORDS);
 
 const OFFERED: u64 = 1;
 const RUNNING: u64 = 2;
@@ -41,21 +44,11 @@ fn word(n: u64, state: u64) -> u64 {
     (n << 3) | state
 }
 
-#[repr(C)]
-pub(crate) struct Board {
-    words: [AtomicU64; WINDOW],
-    /// The last task number the worker has read.
-    received: AtomicU64,
-}
-
-// SAFETY: atomics only; all zero is "nothing offered".
-unsafe impl SharedSafe for Board {}
-
 /// One worker's board; the dispatcher and the worker each hold a handle.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub(crate) struct Claims {
-    region: Region<Board>,
+    words: Words,
 }
 
 impl fmt::Debug for Claims {
@@ -67,13 +60,14 @@ impl fmt::Debug for Claims {
 impl Claims {
     /// A new, empty board.
     pub(crate) fn new() -> io::Result<Claims> {
+        // All zero is "nothing offered, nothing received".
         Ok(Claims {
-            region: Region::create(0, |_| {})?,
+            words: Words::new()?,
         })
     }
 
     fn slot(&self, n: u64) -> &AtomicU64 {
-        &self.region.header().words[(n % WINDOW as u64) as usize]
+        self.words.get((n % WINDOW as u64) as usize)
     }
 
     /// Dispatcher: task `n` is being handed over (before it is sent).
@@ -123,13 +117,13 @@ impl Claims {
 
     /// Worker: it has read every task up to number `n`.
     pub(crate) fn received(&self, n: u64) {
-        self.region.header().received.store(n, Ordering::Release);
+        self.words.get(RECEIVED).store(n, Ordering::Release);
     }
 
     /// Dispatcher: whether the worker has read every task up to `n` (so
     /// nothing it was sent waits in the pipe).
     pub(crate) fn has_received(&self, n: u64) -> bool {
-        self.region.header().received.load(Ordering::Acquire) >= n
+        self.words.get(RECEIVED).load(Ordering::Acquire) >= n
     }
 
     /// Whether the worker has claimed task `n` (it is running, or ran).

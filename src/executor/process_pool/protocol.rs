@@ -1,0 +1,86 @@
+//! Every message between the pool and its worker processes, and how a
+//! value travels in one. How they are used is told once, in
+//! [`manager`](super::manager)'s "How a task travels".
+//!
+//! | from → to | message |
+//! |---|---|
+//! | pool → worker, first | [`Hello`]: the claims board, the initializer, the memory cap |
+//! | worker → pool, first | [`Ready`]: ready, or why the initializer failed |
+//! | pool → worker | [`Batch`] ([`BatchOut`] as sent): numbered [`Job`]s |
+//! | worker → pool | [`Done`]: a job's number and its [`Outcome`] |
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::claims::Claims;
+use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
+use crate::os::image::ImageId;
+use crate::process::remote;
+
+/// A task, as a worker receives it: its number on the worker's
+/// [`Claims`] board, its entry and its encoded argument.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Job {
+    pub(crate) n: u64,
+    pub(crate) entry: i64,
+    pub(crate) arg: ByteBuf,
+}
+
+/// A [`Job`] as the pool sends it (the argument borrowed).
+#[derive(Debug, Serialize)]
+pub(crate) struct JobOut<'a> {
+    pub(crate) n: u64,
+    pub(crate) entry: i64,
+    #[serde(with = "serde_bytes")]
+    pub(crate) arg: &'a [u8],
+}
+
+/// Jobs sent together, in the order the worker runs them.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Batch {
+    pub(crate) image: ImageId,
+    pub(crate) jobs: Vec<Job>,
+}
+
+/// A [`Batch`] as the pool sends it.
+#[derive(Debug, Serialize)]
+pub(crate) struct BatchOut<'a> {
+    pub(crate) image: ImageId,
+    pub(crate) jobs: Vec<JobOut<'a>>,
+}
+
+/// The pool's first message to a worker: its board and its initializer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) claims: Claims,
+    pub(crate) init: Option<(ImageId, i64, ByteBuf)>,
+    /// Resident memory above which the worker ends after a task.
+    pub(crate) max_memory: Option<u64>,
+}
+
+/// How a task ended in the worker: its value encoded.
+pub(crate) type Outcome = remote::Outcome<ByteBuf>;
+
+/// The answer to a [`Job`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Done {
+    pub(crate) n: u64,
+    pub(crate) outcome: Outcome,
+}
+
+/// The worker's first message: ready, or why its initializer failed.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Ready(pub(crate) Option<String>);
+
+/// Encodes a value as a payload that carries no handle (a task's argument
+/// or result crosses a process boundary as bytes only).
+pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let frame = codec::encode(value, DEFAULT_MAX_MESSAGE_SIZE)?;
+    if !frame.fds.is_empty() {
+        return Err(CodecError::Encode(
+            "a process pool task's argument or result cannot hold handles; start a Process for that"
+                .into(),
+        ));
+    }
+    Ok(frame.bytes[HEADER_LEN..].to_vec())
+}

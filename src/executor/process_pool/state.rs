@@ -1,0 +1,127 @@
+//! What `submit`, `map` and `shutdown` share with the pool's backend: the
+//! queue of submitted tasks, each with the typed end of its future behind a
+//! [`Sink`], and the flags of the pool's life. The backend (the local
+//! manager thread today) takes tasks from the front and answers through the
+//! sinks; `submit` does not know which backend runs.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, Weak};
+use std::time::Duration;
+
+use crate::blocking::lock;
+use crate::futures::TaskError;
+use crate::futures::state::Stopper;
+use crate::ipc::Connection;
+
+/// A submitted task on the parent's side: its job and its future's end.
+pub(crate) struct Pending {
+    /// Names the task to a cancellation.
+    pub(crate) id: u64,
+    pub(crate) entry: i64,
+    pub(crate) arg: Vec<u8>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) sink: Box<dyn Sink>,
+    /// Already marked running (it was taken back from a worker).
+    pub(crate) started: bool,
+}
+
+/// The typed end of a task's future, behind a trait object so that the
+/// manager handles tasks of every type.
+pub(crate) trait Sink: Send {
+    /// Marks the future running, cancellable by `stopper`; `false` if it
+    /// was cancelled.
+    fn start(&self, stopper: Stopper) -> bool;
+    /// The future is done already (cancelled while it waited to run again).
+    fn is_done(&self) -> bool;
+    /// Completes the future with the encoded value or an error.
+    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>);
+}
+
+/// What submitters and the manager share.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    /// Tells the manager to look at `state` again.
+    pub(crate) wake: Connection,
+    /// Signalled when the manager has ended.
+    pub(crate) ended: Condvar,
+}
+
+pub(crate) struct State {
+    pub(crate) queue: VecDeque<Pending>,
+    pub(crate) shutdown: bool,
+    pub(crate) broken: Option<String>,
+    pub(crate) running: bool,
+    /// The id of the next task.
+    pub(crate) next_id: u64,
+    /// Running tasks whose futures were cancelled.
+    pub(crate) cancels: Vec<u64>,
+    /// The manager is (about to be) waiting: whoever changes the state
+    /// pokes it.
+    pub(crate) asleep: bool,
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State {
+            queue: VecDeque::new(),
+            shutdown: false,
+            broken: None,
+            running: true,
+            next_id: 0,
+            cancels: Vec::new(),
+            asleep: false,
+        }
+    }
+
+    /// Whether the manager must be poked after this change (at most once
+    /// per sleep).
+    pub(crate) fn must_wake(&mut self) -> bool {
+        std::mem::take(&mut self.asleep)
+    }
+}
+
+impl Shared {
+    pub(crate) fn poke(&self) {
+        let _ = self.wake.send_bytes(&[]);
+    }
+}
+
+/// A cancelled running future tells the manager (if the pool still exists).
+pub(crate) fn stopper(shared: &Weak<Shared>, id: u64) -> Stopper {
+    let shared = shared.clone();
+    Box::new(move || {
+        if let Some(shared) = shared.upgrade() {
+            let mut st = lock(&shared.state);
+            st.cancels.push(id);
+            let wake = st.must_wake();
+            drop(st);
+            if wake {
+                shared.poke();
+            }
+        }
+    })
+}
+
+/// Puts tasks back at the front of the queue, in their order.
+pub(crate) fn requeue_front(shared: &Shared, tasks: Vec<Pending>) {
+    if tasks.is_empty() {
+        return;
+    }
+    let mut st = lock(&shared.state);
+    for p in tasks.into_iter().rev() {
+        st.queue.push_front(p);
+    }
+}
+
+/// Workers cannot be started: every queued task fails.
+pub(crate) fn fail_all(shared: &Shared, why: String) {
+    let mut st = lock(&shared.state);
+    st.broken = Some(why.clone());
+    let queued: Vec<Pending> = st.queue.drain(..).collect();
+    drop(st);
+    for p in queued {
+        if p.started || p.sink.start(Box::new(|| {})) {
+            p.sink.finish(Err(TaskError::Broken(why.clone())));
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! A local worker on the pool's side: its process, its connection and
+//! claims board, the jobs it was handed; how it is started, how its
+//! answers are collected, how jobs are taken back from it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde_bytes::ByteBuf;
+
+use super::claims::Claims;
+use super::dispatch;
+use super::manager::Config;
+use super::protocol::{Done, Hello, Outcome, Ready};
+use super::state::Pending;
+use super::task;
+use crate::futures::TaskError;
+use crate::ipc::{Connection, Pipe, RecvError};
+use crate::os::image::ImageId;
+use crate::process::Process;
+
+/// Why the pool killed a worker that had a task running.
+#[derive(Clone, Copy)]
+pub(crate) enum Kill {
+    Timeout(Duration),
+    Cancelled,
+    /// Recycled, idle.
+    Retired,
+}
+
+/// A job handed to a worker.
+pub(crate) struct Sent {
+    pub(crate) n: u64,
+    pub(crate) task: Pending,
+    pub(crate) deadline: Option<(Instant, Duration)>,
+}
+
+pub(crate) struct Worker {
+    pub(crate) process: Process<()>,
+    pub(crate) conn: Connection,
+    pub(crate) claims: Claims,
+    /// Not ready yet: its initializer runs.
+    pub(crate) starting: bool,
+    /// Why its start failed, in its own words.
+    pub(crate) start_error: Option<String>,
+    /// Handed over and not answered, in order.
+    pub(crate) sent: VecDeque<Sent>,
+    pub(crate) next_n: u64,
+    pub(crate) done: usize,
+    pub(crate) killed: Option<Kill>,
+    /// Recycled: gets no more jobs, ends when it has none.
+    pub(crate) retiring: bool,
+}
+
+impl Worker {
+    pub(crate) fn takes_jobs(&self) -> bool {
+        !self.starting && !self.retiring && self.killed.is_none()
+    }
+
+    /// How many more jobs it takes now ([`dispatch::room`]).
+    pub(crate) fn room(&self, max_tasks: Option<usize>) -> usize {
+        dispatch::room(
+            dispatch::Worker {
+                takes_jobs: self.takes_jobs(),
+                timed: self.sent.front().is_some_and(|s| s.deadline.is_some()),
+                outstanding: self.sent.len(),
+                unread: !self.claims.has_received(self.next_n),
+                done: self.done,
+            },
+            max_tasks,
+        )
+    }
+}
+
+/// Starts a worker process and sends it its board and initializer; it says
+/// when it is ready.
+pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Worker, String> {
+    let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
+    let claims = Claims::new().map_err(|e| e.to_string())?;
+    let mut process = Process::builder()
+        .start_method(cfg.method)
+        .name(format!("{}-{n}", cfg.name))
+        .start(task::worker_main, theirs)
+        .map_err(|e| format!("cannot start a worker process: {e}"))?;
+    let hello = Hello {
+        claims: claims.clone(),
+        init: cfg
+            .init
+            .as_ref()
+            .map(|(entry, arg)| (image, *entry, ByteBuf::from(arg.clone()))),
+        max_memory: cfg.max_memory,
+    };
+    if let Err(e) = ours.send(&hello) {
+        let _ = process.kill();
+        let _ = process.join();
+        return Err(format!("cannot start a worker process: {e}"));
+    }
+    Ok(Worker {
+        process,
+        conn: ours,
+        claims,
+        starting: true,
+        start_error: None,
+        sent: VecDeque::new(),
+        next_n: 0,
+        done: 0,
+        killed: None,
+        retiring: false,
+    })
+}
+
+/// Takes every message a worker has sent: its `Ready` while starting, then
+/// its answers.
+pub(crate) fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills: &mut usize) {
+    if w.starting {
+        match w.conn.try_recv::<Ready>() {
+            Ok(Ready(None)) => {
+                w.starting = false;
+                (*failures, *kills) = (0, 0);
+            }
+            // The worker exits; its death counts the failure.
+            Ok(Ready(Some(why))) => w.start_error = Some(why),
+            Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {}
+            Err(_) => {
+                let _ = w.process.kill();
+            }
+        }
+        if w.starting {
+            return;
+        }
+    }
+    loop {
+        match w.conn.try_recv::<Done>() {
+            Ok(done) => {
+                let Some(i) = w.sent.iter().position(|s| s.n == done.n) else {
+                    continue;
+                };
+                let s = w.sent.remove(i).expect("an index from position");
+                let result = match done.outcome {
+                    Outcome::Returned(bytes) => Ok(bytes.into_vec()),
+                    Outcome::Panicked { message, location } => {
+                        Err(TaskError::Panicked { message, location })
+                    }
+                    Outcome::Failed(why) => Err(TaskError::Broken(why)),
+                };
+                s.task.sink.finish(result);
+                w.done += 1;
+                if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {
+                    w.retiring = true;
+                }
+            }
+            Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {
+                return;
+            }
+            Err(_) => {
+                let _ = w.process.kill();
+                return;
+            }
+        }
+    }
+}
+
+/// Takes back up to `most` jobs the worker has not claimed, from the end
+/// of its batch; returns them in their order.
+pub(crate) fn take_back(w: &mut Worker, most: usize) -> Vec<Pending> {
+    let mut back = Vec::new();
+    while back.len() < most {
+        match w.sent.back() {
+            Some(s) if w.claims.revoke(s.n) => {
+                back.push(w.sent.pop_back().expect("a back").task);
+            }
+            _ => break,
+        }
+    }
+    back.reverse();
+    back
+}
