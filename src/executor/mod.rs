@@ -25,6 +25,8 @@ pub use contract::{Executor, MapOptions};
 pub use indicatif;
 #[cfg(feature = "progress")]
 pub use process_pool::WithProgress;
+#[cfg(feature = "redis")]
+pub use process_pool::redis;
 pub use process_pool::{
     Builder as ProcessPoolBuilder, ProcessMap, ProcessMapUnordered, ProcessPool, TaskOptions,
 };

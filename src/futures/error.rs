@@ -40,6 +40,15 @@ pub enum TaskError {
         /// How the worker ended.
         status: crate::process::ExitStatus,
     },
+    /// The worker machine running the task was lost (its agent stopped
+    /// renewing its lease: killed, frozen, cut off) — a pool whose workers
+    /// are reached through Redis. The task had started, so it is not run
+    /// again unless it asked for retries.
+    #[error("the worker running the task was lost ({worker})")]
+    WorkerLost {
+        /// The lost worker's name.
+        worker: String,
+    },
     /// The task ran past its own timeout
     /// ([`TaskOptions::timeout`](crate::executor::TaskOptions)); its worker
     /// was killed and replaced. (The task was stopped; compare

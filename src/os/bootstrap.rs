@@ -47,3 +47,25 @@ pub(crate) fn take_marker() -> Option<(OwnedFd, Mode)> {
     rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC).ok()?;
     Some((owned, mode))
 }
+
+/// In a process that is *not* a re-executed child (no marker): if `first`
+/// is set in the environment, removes `first` and every name of `rest` from
+/// it (so that programs this one starts do not inherit them) and returns
+/// their values. Returns `None` otherwise, touching nothing.
+///
+/// Must only be called from a constructor that runs before `main`, while
+/// the process has a single thread.
+#[cfg(feature = "redis")]
+pub(crate) fn take_settings(first: &str, rest: &[&str]) -> Option<(String, Vec<Option<String>>)> {
+    if std::env::var_os(MARKER).is_some() {
+        return None;
+    }
+    let value = std::env::var(first).ok()?;
+    let values = rest.iter().map(|n| std::env::var(n).ok()).collect();
+    for name in std::iter::once(&first).chain(rest) {
+        // SAFETY: called from a pre-`main` constructor of a process that has
+        // one thread, so no other thread reads or writes the environment.
+        unsafe { std::env::remove_var(name) };
+    }
+    Some((value, values))
+}

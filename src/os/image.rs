@@ -161,3 +161,35 @@ pub(crate) fn zero_sized_fn<F: Copy + 'static>() -> F {
     // process held (the public API takes it by value).
     unsafe { std::mem::zeroed::<F>() }
 }
+
+/// The identity of this build across machines: SHA-256 of the executable's
+/// content and of the target it was compiled for, computed once. Unlike
+/// [`ImageId`] (the file's inode and times, which differ on every machine it
+/// is copied to), two copies of one build agree, and two builds never do.
+#[cfg(feature = "redis")]
+pub(crate) fn build_digest() -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    static DIGEST: OnceLock<Result<[u8; 32], std::io::ErrorKind>> = OnceLock::new();
+    let digest = DIGEST.get_or_init(|| {
+        let mut file = std::fs::File::open("/proc/self/exe").map_err(|e| e.kind())?;
+        let mut hasher = Sha256::new();
+        hasher.update(std::env::consts::ARCH.as_bytes());
+        hasher.update(std::env::consts::OS.as_bytes());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| e.kind())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher.finalize().into())
+    });
+    digest.map_err(|kind| {
+        std::io::Error::new(
+            kind,
+            "cannot read this program's executable to identify its build",
+        )
+    })
+}

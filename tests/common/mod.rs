@@ -106,7 +106,7 @@ pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Waits until `cond` holds, polling; fails the test with `what` past
 /// [`DEADLINE`].
-pub fn until(what: &str, cond: impl Fn() -> bool) {
+pub fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + DEADLINE;
     while !cond() {
         assert!(

@@ -65,7 +65,7 @@ where
             pool,
             items: Box::new(items),
             chunksize: options.chunksize.max(1),
-            ahead: options.ahead(8, pool.workers),
+            ahead: options.ahead(8, pool.parallelism()),
             submit: submit::<F, A, R>,
             current: Vec::new().into_iter(),
             failed: None,

@@ -8,6 +8,8 @@ mod map;
 #[cfg(feature = "progress")]
 mod progress;
 mod protocol;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod state;
 mod task;
 mod worker;
@@ -45,6 +47,13 @@ pub struct TaskOptions {
     /// Kill the task's worker when the task runs longer than this; the
     /// future fails with [`TaskError::DeadlineExceeded`].
     pub timeout: Option<Duration>,
+    /// How many times a task that was running on a worker machine that was
+    /// lost (a pool with workers reached through Redis) runs again
+    /// elsewhere before it fails with [`TaskError::WorkerLost`]. Default 0:
+    /// a task that had started is never run twice unless it asks. (A local
+    /// worker's death is the task's own failure, `WorkerDied`, never
+    /// retried.)
+    pub retries: u32,
 }
 
 impl TaskOptions {
@@ -52,7 +61,14 @@ impl TaskOptions {
     pub fn timeout(timeout: Duration) -> TaskOptions {
         TaskOptions {
             timeout: Some(timeout),
+            ..TaskOptions::default()
         }
+    }
+
+    /// These options with `n` retries after a lost worker machine.
+    pub fn retries(mut self, n: u32) -> TaskOptions {
+        self.retries = n;
+        self
     }
 }
 
@@ -66,6 +82,14 @@ pub struct Builder {
     max_memory: Option<u64>,
     timeout: Option<Duration>,
     init: Option<Result<(i64, Vec<u8>), String>>,
+    #[cfg(feature = "redis")]
+    redis: Option<(String, String)>,
+    #[cfg(feature = "redis")]
+    auth_key: crate::ipc::AuthKey,
+    #[cfg(feature = "redis")]
+    redis_deadline: Duration,
+    #[cfg(feature = "redis")]
+    max_message: usize,
 }
 
 impl Default for Builder {
@@ -86,7 +110,57 @@ impl Builder {
             max_memory: None,
             timeout: None,
             init: None,
+            #[cfg(feature = "redis")]
+            redis: None,
+            #[cfg(feature = "redis")]
+            auth_key: crate::ipc::AuthKey::NONE,
+            #[cfg(feature = "redis")]
+            redis_deadline: Duration::from_secs(30),
+            #[cfg(feature = "redis")]
+            max_message: redis::DEFAULT_MAX_MESSAGE,
         }
+    }
+
+    /// Runs the tasks on worker agents that serve the pool `pool` through
+    /// the Redis at `url` (`redis://[user:password@]host[:port]/`,
+    /// `unix:///path/to/redis.sock`), instead of on local worker processes;
+    /// see [`redis`](self::redis) for how tasks travel and how to start
+    /// workers. Needs [`auth_key`](Self::auth_key). `max_workers` is then
+    /// how far maps look ahead until the workers have announced their
+    /// slots; the initializer, `max_tasks_per_child` and `max_memory` are
+    /// the agents' business (they run local pools).
+    ///
+    /// Cargo feature `redis`.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: impl Into<String>, pool: impl Into<String>) -> Builder {
+        redis::keep_agent();
+        self.redis = Some((url.into(), pool.into()));
+        self
+    }
+
+    /// The key that signs every message of a Redis-backed pool (required
+    /// there): workers must be started with the same key.
+    #[cfg(feature = "redis")]
+    pub fn auth_key(mut self, key: impl Into<crate::ipc::AuthKey>) -> Builder {
+        self.auth_key = key.into();
+        self
+    }
+
+    /// How long a Redis-backed pool keeps its tasks while Redis cannot be
+    /// reached before it fails them all with [`TaskError::Broken`]
+    /// (default 30 s).
+    #[cfg(feature = "redis")]
+    pub fn redis_deadline(mut self, deadline: Duration) -> Builder {
+        self.redis_deadline = deadline;
+        self
+    }
+
+    /// The largest message a Redis-backed pool sends or accepts (default
+    /// 512 MiB); larger ones are refused (a task) or dropped (an answer).
+    #[cfg(feature = "redis")]
+    pub fn max_message(mut self, bytes: usize) -> Builder {
+        self.max_message = bytes;
+        self
     }
 
     /// The number of worker processes (at least 1; default: one per CPU).
@@ -170,6 +244,36 @@ impl Builder {
             max_memory: self.max_memory,
             init,
         };
+        #[cfg(feature = "redis")]
+        if let Some((url, pool)) = self.redis {
+            let key = self
+                .auth_key
+                .as_bytes()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a Redis-backed pool needs an auth key (Builder::auth_key)",
+                    )
+                })?
+                .to_vec();
+            let rc = redis::RedisConfig {
+                url,
+                pool,
+                key,
+                max_message: self.max_message,
+                redis_deadline: self.redis_deadline,
+                watch_every: Duration::from_millis(100),
+            };
+            let (remote, sender) = redis::start(shared.clone(), wake_rx, rc)?;
+            return Ok(ProcessPool {
+                shared,
+                workers,
+                manager: Mutex::new(Some(sender)),
+                timeout: self.timeout,
+                remote: Some(remote),
+            });
+        }
         let manager = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -181,6 +285,8 @@ impl Builder {
             workers,
             manager: Mutex::new(Some(manager)),
             timeout: self.timeout,
+            #[cfg(feature = "redis")]
+            remote: None,
         })
     }
 }
@@ -254,6 +360,9 @@ pub struct ProcessPool {
     workers: usize,
     manager: Mutex<Option<JoinHandle<()>>>,
     timeout: Option<Duration>,
+    /// The Redis backend, when the workers are remote.
+    #[cfg(feature = "redis")]
+    remote: Option<Arc<redis::Remote>>,
 }
 
 impl fmt::Debug for ProcessPool {
@@ -310,6 +419,26 @@ impl ProcessPool {
         self.workers
     }
 
+    /// How many tasks run at once: the local workers, or the slots the
+    /// remote workers announced (at least `max_workers`). Maps look ahead
+    /// by this.
+    pub(crate) fn parallelism(&self) -> usize {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.slots().max(self.workers);
+        }
+        self.workers
+    }
+
+    /// What the pool knows of its remote workers (registered agents, their
+    /// slots, messages dropped, refusals); `None` for a local pool.
+    ///
+    /// Cargo feature `redis`.
+    #[cfg(feature = "redis")]
+    pub fn remote_status(&self) -> Option<redis::RemoteStatus> {
+        self.remote.as_ref().map(|r| r.status())
+    }
+
     /// A [`Builder`].
     pub fn builder() -> Builder {
         Builder::new()
@@ -346,24 +475,40 @@ impl ProcessPool {
             promise,
             _r: PhantomData,
         });
+        let entry = task::entry_for::<F, A, R>().to_wire();
+        self.enqueue(entry, arg, options, sink);
+        future
+    }
+
+    /// Queues a task already encoded: its entry, its argument, where its
+    /// outcome goes. (`submit` and a Redis worker agent, which hands the
+    /// tasks it takes to a local pool, both come here.)
+    pub(crate) fn enqueue(
+        &self,
+        entry: i64,
+        arg: Vec<u8>,
+        options: TaskOptions,
+        sink: Box<dyn Sink>,
+    ) {
         let mut st = lock(&self.shared.state);
         if st.shutdown {
             drop(st);
             sink.finish(Err(TaskError::ShutDown));
-            return future;
+            return;
         }
         if let Some(why) = st.broken.clone() {
             drop(st);
             sink.finish(Err(TaskError::Broken(why)));
-            return future;
+            return;
         }
         let id = st.next_id;
         st.next_id += 1;
         st.queue.push_back(Pending {
             id,
-            entry: task::entry_for::<F, A, R>().to_wire(),
+            entry,
             arg,
             timeout: options.timeout.or(self.timeout),
+            retries: options.retries,
             sink,
             started: false,
         });
@@ -372,7 +517,6 @@ impl ProcessPool {
         if wake {
             self.shared.poke();
         }
-        future
     }
 
     /// `f` over every item, in worker processes, one item per task; the

@@ -20,6 +20,10 @@ pub(crate) struct Pending {
     pub(crate) entry: i64,
     pub(crate) arg: Vec<u8>,
     pub(crate) timeout: Option<Duration>,
+    /// Runs again after a lost worker machine, this many times at most
+    /// (read by the Redis backend only: a local worker is never "lost").
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) retries: u32,
     pub(crate) sink: Box<dyn Sink>,
     /// Already marked running (it was taken back from a worker).
     pub(crate) started: bool,

@@ -1,0 +1,589 @@
+//! The worker agent: serves a Redis-backed pool from another machine (or
+//! another process of this one) with a local `ProcessPool` of its slots.
+//!
+//! Three threads, each with its own connection: the *fetcher* (this
+//! module's session loop) takes tasks for free slots and hands them to the
+//! local pool; the *finisher* sends answers in batches; the *heartbeat*
+//! renews the lease and carries out cancellations. Losing Redis or the
+//! lease ends the session: the running tasks' processes are killed (the
+//! pool has failed them or sent them elsewhere) and the agent registers
+//! again under a new name.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::client::connect;
+use super::envelope::{Ended, Message, Seal, Task};
+use super::keys::{self, Keys};
+use crate::blocking::lock;
+use crate::executor::process_pool::state::Sink;
+use crate::executor::{ProcessPool, TaskOptions};
+use crate::futures::TaskError;
+use crate::futures::state::Stopper;
+use crate::ipc::AuthKey;
+
+/// How a worker agent serves a pool ([`serve`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// The pool's auth key (required): every message is signed and checked
+    /// with it.
+    pub auth_key: AuthKey,
+    /// Tasks run at once: the size of the agent's local pool. Default: the
+    /// CPUs this process may use.
+    pub slots: usize,
+    /// How long the agent's lease lasts unrenewed (renewed four times per
+    /// lease): past it, the pool counts the agent lost. Default 5 s.
+    pub lease: Duration,
+    /// Messages larger than this are dropped unread (default 512 MiB).
+    pub max_message: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            auth_key: AuthKey::NONE,
+            slots: crate::process::cpu_count(),
+            lease: Duration::from_secs(5),
+            max_message: super::DEFAULT_MAX_MESSAGE,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Options with the pool's key, the rest by default.
+    pub fn new(auth_key: impl Into<AuthKey>) -> ServeOptions {
+        ServeOptions {
+            auth_key: auth_key.into(),
+            ..ServeOptions::default()
+        }
+    }
+
+    /// Sets [`slots`](Self::slots) (at least 1).
+    pub fn slots(mut self, n: usize) -> ServeOptions {
+        self.slots = n.max(1);
+        self
+    }
+
+    /// Sets [`lease`](Self::lease) (at least 50 ms).
+    pub fn lease(mut self, lease: Duration) -> ServeOptions {
+        self.lease = lease.max(Duration::from_millis(50));
+        self
+    }
+}
+
+/// Serves the pool `pool` at the Redis `url` as a worker agent, for as long
+/// as this process lives. Returns only when it cannot serve that pool at
+/// all: no auth key, a wrong one (the pool's announcement does not verify:
+/// `PermissionDenied`), or a pool of another build (the pool is told why).
+/// Losing Redis or the lease is not an error: the agent waits, then
+/// registers again.
+///
+/// A program can also be made a worker by its environment alone (taken over
+/// before `main`, nothing to call): `MULTIPROC_WORKER` (the URL),
+/// `MULTIPROC_POOL`, `MULTIPROC_AUTHKEY`, and optionally `MULTIPROC_SLOTS`
+/// and `MULTIPROC_LEASE_MS`.
+pub fn serve(url: &str, pool: &str, options: ServeOptions) -> io::Result<()> {
+    let key = options
+        .auth_key
+        .as_bytes()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a worker needs the pool's auth key (MULTIPROC_AUTHKEY)",
+            )
+        })?
+        .to_vec();
+    let build = crate::os::image::build_digest()?;
+    let redis_client = redis::Client::open(url).map_err(io::Error::other)?;
+    let ctx = Context {
+        keys: Keys::new(pool),
+        seal: Seal::new(&key, options.max_message),
+        options,
+        build,
+        redis_client,
+    };
+    let mut tries = 0u32;
+    loop {
+        match session(&ctx) {
+            Ok(Never::Fatal(e)) => return Err(e),
+            Ok(Never::Lost) => tries = 0,
+            Err(_) => {
+                std::thread::sleep(keys::backoff(tries));
+                tries += 1;
+            }
+        }
+    }
+}
+
+struct Context {
+    keys: Keys,
+    seal: Seal,
+    options: ServeOptions,
+    build: [u8; 32],
+    redis_client: redis::Client,
+}
+
+/// How a session ended (it never ends well: an agent serves for ever).
+enum Never {
+    /// The lease was lost: register again.
+    Lost,
+    /// This pool cannot be served.
+    Fatal(io::Error),
+}
+
+/// An answer on its way: the task as it sits in the processing list, and
+/// the sealed answer.
+struct Finished {
+    task: Vec<u8>,
+    client: u64,
+    answer: Vec<u8>,
+}
+
+type Stoppers = Arc<Mutex<HashMap<(u64, u64), Stopper>>>;
+
+/// What the three threads of a session share.
+struct Session {
+    worker: String,
+    lost: AtomicBool,
+    running: AtomicUsize,
+    freed: Condvar,
+    freed_lock: Mutex<()>,
+    stoppers: Stoppers,
+}
+
+/// The end of a task's future in the agent's local pool: the answer goes
+/// to the finisher, the stopper (to cancel it) to the session's table.
+struct AgentSink {
+    key: (u64, u64),
+    attempt: u32,
+    worker: String,
+    sealed: Vec<u8>,
+    seal: Seal,
+    stoppers: Stoppers,
+    tx: mpsc::Sender<Finished>,
+}
+
+impl Sink for AgentSink {
+    fn start(&self, stopper: Stopper) -> bool {
+        lock(&self.stoppers).insert(self.key, stopper);
+        true
+    }
+
+    fn is_done(&self) -> bool {
+        false
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
+        lock(&self.stoppers).remove(&self.key);
+        let msg = Message::Done {
+            client: self.key.0,
+            id: self.key.1,
+            attempt: self.attempt,
+            worker: self.worker.clone(),
+            ended: Ended::from_local(outcome),
+        };
+        let answer = self.seal.seal(&msg).unwrap_or_else(|e| {
+            let msg = Message::Done {
+                client: self.key.0,
+                id: self.key.1,
+                attempt: self.attempt,
+                worker: self.worker.clone(),
+                ended: Ended::Broken(format!("cannot send the result: {e}")),
+            };
+            self.seal.seal(&msg).expect("a small message encodes")
+        });
+        let _ = self.tx.send(Finished {
+            task: self.sealed,
+            client: self.key.0,
+            answer,
+        });
+    }
+}
+
+fn session(ctx: &Context) -> redis::RedisResult<Never> {
+    let mut con = connect(&ctx.redis_client, Duration::from_secs(5))?;
+    // The pool's announcement: which build, under which key.
+    let announced: Vec<u8> = loop {
+        let got: Option<Vec<u8>> = redis::cmd("GET").arg(ctx.keys.pool()).query(&mut con)?;
+        match got {
+            Some(a) => break a,
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    match ctx.seal.open(&announced) {
+        Ok(Message::Pool { build }) if build == ctx.build => {}
+        Ok(Message::Pool { .. }) => {
+            let why = "runs another build of the program than the pool (rebuild and deploy the same executable)";
+            let refusal = ctx
+                .seal
+                .seal(&Message::Refused {
+                    worker: worker_name(),
+                    why: why.into(),
+                })
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            redis::pipe()
+                .cmd("LPUSH")
+                .arg(ctx.keys.events())
+                .arg(refusal)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(ctx.keys.events())
+                .arg(0)
+                .arg(99)
+                .ignore()
+                .query::<()>(&mut con)?;
+            return Ok(Never::Fatal(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("this worker {why}"),
+            )));
+        }
+        Ok(_) | Err(_) => {
+            return Ok(Never::Fatal(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the pool's announcement does not verify: wrong auth key",
+            )));
+        }
+    }
+    let slots = ctx.options.slots.max(1);
+    let lease_ms = ctx.options.lease.as_millis() as u64;
+    let s = Arc::new(Session {
+        worker: worker_name(),
+        lost: AtomicBool::new(false),
+        running: AtomicUsize::new(0),
+        freed: Condvar::new(),
+        freed_lock: Mutex::new(()),
+        stoppers: Arc::new(Mutex::new(HashMap::new())),
+    });
+    // One step: the pool never sees a member without a lease.
+    redis::pipe()
+        .atomic()
+        .cmd("SADD")
+        .arg(ctx.keys.workers())
+        .arg(&s.worker)
+        .ignore()
+        .cmd("SET")
+        .arg(ctx.keys.lease(&s.worker))
+        .arg(1)
+        .arg("PX")
+        .arg(lease_ms)
+        .ignore()
+        .cmd("HSET")
+        .arg(ctx.keys.slots())
+        .arg(&s.worker)
+        .arg(slots)
+        .ignore()
+        .query::<()>(&mut con)?;
+    let local = match ProcessPool::builder().max_workers(slots).build() {
+        Ok(p) => p,
+        Err(e) => return Ok(Never::Fatal(e)),
+    };
+    let (tx, rx) = mpsc::channel::<Finished>();
+    let heartbeat = {
+        let (s, rc, keys, seal) = (
+            s.clone(),
+            ctx.redis_client.clone(),
+            ctx.keys.clone(),
+            ctx.seal.clone(),
+        );
+        let every = ctx.options.lease / 4;
+        std::thread::spawn(move || heartbeat(&s, &rc, &keys, &seal, every, lease_ms))
+    };
+    let finisher = {
+        let (s, rc, keys) = (s.clone(), ctx.redis_client.clone(), ctx.keys.clone());
+        std::thread::spawn(move || finisher(&s, &rc, &keys, rx))
+    };
+    let fetched = fetch(ctx, &s, &mut con, &local, slots, &tx);
+    s.lost.store(true, Ordering::SeqCst);
+    // The pool fails or re-sends what ran here: stop it all.
+    let stoppers: Vec<Stopper> = lock(&s.stoppers).drain().map(|(_, st)| st).collect();
+    for stop in stoppers {
+        stop();
+    }
+    local.shutdown(true, true);
+    drop(tx);
+    let _ = heartbeat.join();
+    let _ = finisher.join();
+    fetched?;
+    Ok(Never::Lost)
+}
+
+/// Takes tasks for free slots and hands them to the local pool, until the
+/// lease is lost.
+fn fetch(
+    ctx: &Context,
+    s: &Arc<Session>,
+    con: &mut redis::Connection,
+    local: &ProcessPool,
+    slots: usize,
+    tx: &mpsc::Sender<Finished>,
+) -> redis::RedisResult<()> {
+    let claim = redis::Script::new(keys::CLAIM);
+    let (tasks, processing) = (ctx.keys.tasks(), ctx.keys.processing(&s.worker));
+    while !s.lost.load(Ordering::SeqCst) {
+        let free = slots.saturating_sub(s.running.load(Ordering::SeqCst));
+        if free == 0 {
+            let g = lock(&s.freed_lock);
+            let _ = s.freed.wait_timeout(g, Duration::from_millis(100));
+            continue;
+        }
+        let got: Option<Vec<Vec<u8>>> = claim
+            .key(&tasks)
+            .key(&processing)
+            .key(ctx.keys.lease(&s.worker))
+            .arg(free)
+            .invoke(con)?;
+        let Some(mut got) = got else {
+            return Ok(()); // no lease: fenced
+        };
+        if got.is_empty() {
+            // Wait for one; it lands in our processing list atomically.
+            let one: Option<Vec<u8>> = redis::cmd("BLMOVE")
+                .arg(&tasks)
+                .arg(&processing)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(0.2)
+                .query(con)?;
+            let Some(one) = one else { continue };
+            let member: bool = redis::cmd("SISMEMBER")
+                .arg(ctx.keys.workers())
+                .arg(&s.worker)
+                .query(con)?;
+            if !member {
+                // Fenced while waiting: the pool no longer looks at our
+                // list, so the task goes back to the front.
+                redis::pipe()
+                    .cmd("LREM")
+                    .arg(&processing)
+                    .arg(1)
+                    .arg(&one)
+                    .ignore()
+                    .cmd("RPUSH")
+                    .arg(&tasks)
+                    .arg(&one)
+                    .ignore()
+                    .query::<()>(con)?;
+                return Ok(());
+            }
+            got.push(one);
+        }
+        for sealed in got {
+            run_task(ctx, s, con, local, tx, sealed)?;
+        }
+    }
+    Ok(())
+}
+
+/// One task taken: checked, then handed to the local pool.
+fn run_task(
+    ctx: &Context,
+    s: &Arc<Session>,
+    con: &mut redis::Connection,
+    local: &ProcessPool,
+    tx: &mpsc::Sender<Finished>,
+    sealed: Vec<u8>,
+) -> redis::RedisResult<()> {
+    let task: Task = match ctx.seal.open(&sealed) {
+        Ok(Message::Task(t)) => t,
+        _ => {
+            // Forged, too large or not a task: dropped unread, never run.
+            return redis::cmd("LREM")
+                .arg(ctx.keys.processing(&s.worker))
+                .arg(1)
+                .arg(&sealed)
+                .query(con);
+        }
+    };
+    s.running.fetch_add(1, Ordering::SeqCst);
+    let sink = Box::new(AgentSink {
+        key: (task.client, task.id),
+        attempt: task.attempt,
+        worker: s.worker.clone(),
+        sealed,
+        seal: ctx.seal.clone(),
+        stoppers: s.stoppers.clone(),
+        tx: tx.clone(),
+    });
+    if task.build != ctx.build {
+        sink.finish(Err(TaskError::Broken(
+            "the worker runs another build of the program than the task's".into(),
+        )));
+        return Ok(());
+    }
+    let options = TaskOptions {
+        timeout: task.timeout_ms.map(Duration::from_millis),
+        ..TaskOptions::default()
+    };
+    // The entry comes from a message signed under the pool's key and
+    // compiled into this very build (checked just above): the local pool
+    // may name it to its workers.
+    local.enqueue(task.entry, task.arg.into_vec(), options, sink);
+    Ok(())
+}
+
+/// Sends answers in batches: each leaves the processing list and reaches
+/// its client's list atomically (a fenced worker's answers go nowhere).
+fn finisher(s: &Session, redis_client: &redis::Client, keys: &Keys, rx: mpsc::Receiver<Finished>) {
+    let finish = redis::Script::new(keys::FINISH);
+    let mut con: Option<redis::Connection> = None;
+    let processing = keys.processing(&s.worker);
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(f) => f,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(255));
+        let n = batch.len();
+        if !s.lost.load(Ordering::SeqCst) {
+            let sent = (|| -> redis::RedisResult<()> {
+                if con.is_none() {
+                    let mut c = connect(redis_client, Duration::from_secs(5))?;
+                    // A pipeline sends EVALSHA only: the script must be
+                    // there (again, after a restart of Redis).
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(keys::FINISH)
+                        .query::<String>(&mut c)?;
+                    con = Some(c);
+                }
+                let c = con.as_mut().expect("connected");
+                let mut pipe = redis::pipe();
+                for f in &batch {
+                    pipe.invoke_script(
+                        finish
+                            .key(&processing)
+                            .key(keys.results(f.client))
+                            .arg(&f.task)
+                            .arg(&f.answer),
+                    )
+                    .ignore();
+                }
+                pipe.query::<()>(c)
+            })();
+            if sent.is_err() {
+                // Redis is away: the pool sends these tasks again.
+                con = None;
+                s.lost.store(true, Ordering::SeqCst);
+            }
+        }
+        s.running.fetch_sub(n, Ordering::SeqCst);
+        s.freed.notify_all();
+    }
+}
+
+/// Renews the lease and carries out cancellations, until the lease is lost.
+fn heartbeat(
+    s: &Session,
+    redis_client: &redis::Client,
+    keys: &Keys,
+    seal: &Seal,
+    every: Duration,
+    lease_ms: u64,
+) {
+    let renew = redis::Script::new(keys::RENEW);
+    let Ok(mut con) = connect(redis_client, Duration::from_secs(5)) else {
+        s.lost.store(true, Ordering::SeqCst);
+        return;
+    };
+    while !s.lost.load(Ordering::SeqCst) {
+        let step = (|| -> redis::RedisResult<bool> {
+            let held: i64 = renew
+                .key(keys.workers())
+                .key(keys.lease(&s.worker))
+                .arg(&s.worker)
+                .arg(lease_ms)
+                .invoke(&mut con)?;
+            let (cancels,): (Vec<Vec<u8>>,) = redis::pipe()
+                .atomic()
+                .cmd("LRANGE")
+                .arg(keys.cancels(&s.worker))
+                .arg(0)
+                .arg(-1)
+                .cmd("DEL")
+                .arg(keys.cancels(&s.worker))
+                .ignore()
+                .query(&mut con)?;
+            for c in cancels {
+                if let Ok(Message::Cancel { client, id }) = seal.open(&c)
+                    && let Some(stop) = lock(&s.stoppers).remove(&(client, id))
+                {
+                    stop();
+                }
+            }
+            Ok(held == 1)
+        })();
+        if !matches!(step, Ok(true)) {
+            s.lost.store(true, Ordering::SeqCst);
+            break;
+        }
+        let g = lock(&s.freed_lock);
+        let _ = s.freed.wait_timeout(g, every);
+    }
+    s.freed.notify_all();
+}
+
+/// A name for this agent's session: host, pid, and a random part (a new
+/// one each time it registers).
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let mut r = [0u8; 4];
+    let _ = crate::os::sock::random(&mut r);
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        u32::from_le_bytes(r)
+    )
+}
+
+/// A program started with `MULTIPROC_WORKER` in its environment becomes a
+/// worker agent before `main` (and never runs `main`).
+// SAFETY (of running before `main`): on Linux, std is usable from an
+// `.init_array` constructor; this one reads the environment and returns at
+// once unless `MULTIPROC_WORKER` is set (and the process is no re-executed
+// child), in which case it serves and exits without returning to `main`.
+#[ctor::ctor(unsafe)]
+fn agent_bootstrap() {
+    let Some((url, rest)) = crate::os::bootstrap::take_settings(
+        "MULTIPROC_WORKER",
+        &[
+            "MULTIPROC_POOL",
+            "MULTIPROC_AUTHKEY",
+            "MULTIPROC_SLOTS",
+            "MULTIPROC_LEASE_MS",
+        ],
+    ) else {
+        return;
+    };
+    let mut options = ServeOptions::new(AuthKey::from(rest[1].clone().unwrap_or_default()));
+    if let Some(n) = rest[2].as_deref().and_then(|n| n.parse().ok()) {
+        options = options.slots(n);
+    }
+    if let Some(ms) = rest[3].as_deref().and_then(|n| n.parse().ok()) {
+        options = options.lease(Duration::from_millis(ms));
+    }
+    let pool = rest[0].clone().unwrap_or_else(|| "default".into());
+    let code = match serve(&url, &pool, options) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("multiproc worker for pool {pool:?} at {url}: {e}");
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Keeps the object file that holds the agent's constructor in every binary
+/// that builds a Redis-backed pool (a linker drops unreferenced members).
+pub(crate) fn keep_agent() {
+    std::hint::black_box(agent_bootstrap as fn());
+}
