@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--quick] [--only NAME,NAME]
+//! (with `--features redis`, the `dist_*` workloads too: needs `redis-server`)
 //! ```
 //!
 //! One JSON object per line on stdout, nothing else there. Workloads the
@@ -431,6 +432,16 @@ fn process_pool_task(n: usize) {
 fn process_pool_map(n: usize) {
     let pool = ProcessPool::new(2);
     pool.submit(|()| (), ()).result().unwrap(); // the workers are started
+    pool_map(
+        &pool,
+        n,
+        "process_pool_map",
+        &[("workers", "2".to_string())],
+    );
+}
+
+/// Times the map of `process_pool_map` on `pool`; prints it as `name`.
+fn pool_map(pool: &ProcessPool, n: usize, name: &str, extra: &[(&str, String)]) {
     let t = Instant::now();
     let sum: u64 = pool
         .map_with(
@@ -442,17 +453,21 @@ fn process_pool_map(n: usize) {
         .sum();
     let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     assert_eq!(sum, (0..n as u64).map(|x| x * x).sum());
-    let extra = [
-        ("workers", "2".to_string()),
-        ("chunksize", "1000".to_string()),
-    ];
-    emit("process_pool_map", us, "us/item", "multiproc", &extra);
+    let mut extra = extra.to_vec();
+    extra.push(("chunksize", "1000".to_string()));
+    emit(name, us, "us/item", "multiproc", &extra);
 }
 
 /// A pool of 2 workers runs 1,000 tasks; every 100th aborts its worker.
 fn pool_crash_recovery(n: usize) {
     let pool = ProcessPool::new(2);
     pool.submit(|()| (), ()).result().unwrap(); // the workers are started
+    crash_recovery(&pool, n, "pool_crash_recovery");
+}
+
+/// Times the workload of `pool_crash_recovery` on `pool`; prints it as
+/// `name`.
+fn crash_recovery(pool: &ProcessPool, n: usize, name: &str) {
     let t = Instant::now();
     let futures: Vec<_> = (0..n as u64)
         .map(|i| {
@@ -480,7 +495,140 @@ fn pool_crash_recovery(n: usize) {
         ("completed", completed.to_string()),
         ("innocent_lost", innocent_lost.to_string()),
     ];
-    emit("pool_crash_recovery", ms, "ms", "multiproc", &extra);
+    emit(name, ms, "ms", "multiproc", &extra);
+}
+
+/// The pool's workloads on a pool whose 2 workers (agents of one slot)
+/// are reached through a local `redis-server`, and the raw baseline: the
+/// same count of `RPUSH`/`BLPOP` round trips through the same Redis.
+#[cfg(feature = "redis")]
+mod dist {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use multiproc::executor::ProcessPool;
+
+    use super::{crash_recovery, emit, pool_map, pool_task_us};
+
+    const KEY: &str = "bench";
+
+    pub(super) struct Cluster {
+        redis: Child,
+        agents: Vec<Child>,
+        dir: std::path::PathBuf,
+        pub(super) url: String,
+    }
+
+    impl Cluster {
+        pub(super) fn start() -> Option<Cluster> {
+            let dir = std::env::temp_dir().join(format!("multiproc-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).ok()?;
+            let socket = dir.join("redis.sock");
+            let redis = Command::new("redis-server")
+                .args(["--port", "0", "--save", "", "--appendonly", "no"])
+                .arg("--unixsocket")
+                .arg(&socket)
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| eprintln!("dist_*: no redis-server ({e}): left out"))
+                .ok()?;
+            let t = Instant::now();
+            while !socket.exists() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let url = format!("unix://{}", socket.display());
+            let agents = (0..2)
+                .map(|_| {
+                    Command::new(std::env::current_exe().unwrap())
+                        .env("MULTIPROC_WORKER", &url)
+                        .env("MULTIPROC_POOL", "bench")
+                        .env("MULTIPROC_AUTHKEY", KEY)
+                        .env("MULTIPROC_SLOTS", "1")
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            Some(Cluster {
+                redis,
+                agents,
+                dir,
+                url,
+            })
+        }
+
+        pub(super) fn pool(&self) -> ProcessPool {
+            let pool = ProcessPool::builder()
+                .max_workers(2)
+                .redis(self.url.as_str(), "bench")
+                .auth_key(KEY)
+                .build()
+                .unwrap();
+            while pool.remote_status().unwrap().workers < 2 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            pool.submit(|()| (), ()).result().unwrap();
+            pool
+        }
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            for a in self
+                .agents
+                .iter_mut()
+                .chain(std::iter::once(&mut self.redis))
+            {
+                let _ = a.kill();
+                let _ = a.wait();
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn extra() -> Vec<(&'static str, String)> {
+        vec![("workers", "2".into()), ("engine", "\"redis\"".into())]
+    }
+
+    pub(super) fn dist_pool_task(c: &Cluster, n: usize) {
+        let pool = c.pool();
+        let us = pool_task_us(n, |x| pool.submit(|x: u64| x * x, x));
+        emit("dist_pool_task", us, "us/task", "multiproc", &extra());
+        // The raw baseline: RPUSH then BLPOP of a 64-byte message, n times.
+        let client = redis::Client::open(c.url.as_str()).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let msg = [7u8; 64];
+        let t = Instant::now();
+        for _ in 0..n {
+            redis::cmd("RPUSH")
+                .arg("raw")
+                .arg(&msg[..])
+                .query::<()>(&mut con)
+                .unwrap();
+            let _: (String, Vec<u8>) = redis::cmd("BLPOP")
+                .arg("raw")
+                .arg(1)
+                .query(&mut con)
+                .unwrap();
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        emit(
+            "dist_pool_task",
+            us,
+            "us/task",
+            "raw",
+            &[("what", "\"RPUSH+BLPOP round trip\"".into())],
+        );
+    }
+
+    pub(super) fn dist_pool_map(c: &Cluster, n: usize) {
+        pool_map(&c.pool(), n, "dist_pool_map", &extra());
+    }
+
+    pub(super) fn dist_crash_recovery(c: &Cluster, n: usize) {
+        crash_recovery(&c.pool(), n, "dist_crash_recovery");
+    }
 }
 
 fn main() {
@@ -531,5 +679,19 @@ fn main() {
     }
     if want("spawn_join") {
         spawn_join(200 / k);
+    }
+    #[cfg(feature = "redis")]
+    if (want("dist_pool_task") || want("dist_pool_map") || want("dist_crash_recovery"))
+        && let Some(cluster) = dist::Cluster::start()
+    {
+        if want("dist_pool_task") {
+            dist::dist_pool_task(&cluster, 2_000 / k);
+        }
+        if want("dist_pool_map") {
+            dist::dist_pool_map(&cluster, 1_000_000 / k);
+        }
+        if want("dist_crash_recovery") {
+            dist::dist_crash_recovery(&cluster, 1_000);
+        }
     }
 }
