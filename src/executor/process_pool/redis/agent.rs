@@ -1,17 +1,18 @@
 //! The worker agent: serves a Redis-backed pool from another machine (or
 //! another process of this one) with a local `ProcessPool` of its slots.
 //!
-//! Three threads, each with its own connection: the *fetcher* (this
-//! module's session loop) takes tasks for free slots and hands them to the
-//! local pool; the *finisher* sends answers in batches; the *heartbeat*
-//! renews the lease and carries out cancellations. Losing Redis or the
+//! Two threads, each with its own connection: the session's loop sends the
+//! answers of the tasks that ended and takes tasks for the free slots, in
+//! one atomic script call (one round trip) each time, and hands them to the
+//! local pool; the *heartbeat* renews the lease and carries out
+//! cancellations. Losing Redis or the
 //! lease ends the session: the running tasks' processes are killed (the
 //! pool has failed them or sent them elsewhere) and the agent registers
 //! again under a new name.
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -147,13 +148,13 @@ struct Finished {
 
 type Stoppers = Arc<Mutex<HashMap<(u64, u64), Stopper>>>;
 
-/// What the three threads of a session share.
+/// What the two threads of a session share.
 struct Session {
     worker: String,
     lost: AtomicBool,
-    running: AtomicUsize,
-    freed: Condvar,
-    freed_lock: Mutex<()>,
+    /// Wakes the heartbeat when the session ends.
+    wake: Condvar,
+    wake_lock: Mutex<()>,
     stoppers: Stoppers,
 }
 
@@ -255,9 +256,8 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
     let s = Arc::new(Session {
         worker: worker_name(),
         lost: AtomicBool::new(false),
-        running: AtomicUsize::new(0),
-        freed: Condvar::new(),
-        freed_lock: Mutex::new(()),
+        wake: Condvar::new(),
+        wake_lock: Mutex::new(()),
         stoppers: Arc::new(Mutex::new(HashMap::new())),
     });
     // One step: the pool never sees a member without a lease.
@@ -294,12 +294,9 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
         let every = ctx.options.lease / 4;
         std::thread::spawn(move || heartbeat(&s, &rc, &keys, &seal, every, lease_ms))
     };
-    let finisher = {
-        let (s, rc, keys) = (s.clone(), ctx.redis_client.clone(), ctx.keys.clone());
-        std::thread::spawn(move || finisher(&s, &rc, &keys, rx))
-    };
-    let fetched = fetch(ctx, &s, &mut con, &local, slots, &tx);
+    let fetched = fetch(ctx, &s, &mut con, &local, slots, &tx, &rx);
     s.lost.store(true, Ordering::SeqCst);
+    s.wake.notify_all();
     // The pool fails or re-sends what ran here: stop it all.
     let stoppers: Vec<Stopper> = lock(&s.stoppers).drain().map(|(_, st)| st).collect();
     for stop in stoppers {
@@ -308,13 +305,13 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
     local.shutdown(true, true);
     drop(tx);
     let _ = heartbeat.join();
-    let _ = finisher.join();
     fetched?;
     Ok(Never::Lost)
 }
 
-/// Takes tasks for free slots and hands them to the local pool, until the
-/// lease is lost.
+/// The session's loop, until the lease is lost: sends the answers of the
+/// tasks that ended and takes tasks for the free slots, in one atomic step
+/// (one round trip) each time; waits in Redis only when nothing runs here.
 fn fetch(
     ctx: &Context,
     s: &Arc<Session>,
@@ -322,27 +319,49 @@ fn fetch(
     local: &ProcessPool,
     slots: usize,
     tx: &mpsc::Sender<Finished>,
+    rx: &mpsc::Receiver<Finished>,
 ) -> redis::RedisResult<()> {
-    let claim = redis::Script::new(keys::CLAIM);
+    let step = redis::Script::new(keys::STEP);
     let (tasks, processing) = (ctx.keys.tasks(), ctx.keys.processing(&s.worker));
+    let lease = ctx.keys.lease(&s.worker);
+    let mut running = 0usize;
+    let mut idle_rounds = 0u32;
     while !s.lost.load(Ordering::SeqCst) {
-        let free = slots.saturating_sub(s.running.load(Ordering::SeqCst));
-        if free == 0 {
-            let g = lock(&s.freed_lock);
-            let _ = s.freed.wait_timeout(g, Duration::from_millis(100));
-            continue;
+        let mut ended: Vec<Finished> = rx.try_iter().take(256).collect();
+        if ended.is_empty() && running >= slots {
+            // Every slot busy: wait for one to end.
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(f) => ended.push(f),
+                Err(_) => continue,
+            }
+            ended.extend(rx.try_iter().take(255));
         }
-        let got: Option<Vec<Vec<u8>>> = claim
-            .key(&tasks)
-            .key(&processing)
-            .key(ctx.keys.lease(&s.worker))
-            .arg(free)
-            .invoke(con)?;
+        running -= ended.len();
+        let free = slots - running;
+        let mut call = step.prepare_invoke();
+        call.key(&tasks).key(&processing).key(&lease).arg(free);
+        for f in &ended {
+            call.key(ctx.keys.results(f.client))
+                .arg(&f.task)
+                .arg(&f.answer);
+        }
+        let got: Option<Vec<Vec<u8>>> = call.invoke(con)?;
         let Some(mut got) = got else {
             return Ok(()); // no lease: fenced
         };
-        if got.is_empty() {
-            // Wait for one; it lands in our processing list atomically.
+        if got.is_empty() && free > 0 {
+            if running > 0 {
+                // Tasks run here: look again when one ends, or soon.
+                let wait = Duration::from_millis(1 << idle_rounds.min(6));
+                idle_rounds += 1;
+                if let Ok(f) = rx.recv_timeout(wait) {
+                    // Put it back for the next step.
+                    let _ = tx.send(f);
+                }
+                continue;
+            }
+            // Nothing runs here: wait in Redis for a task, which lands in
+            // our processing list atomically.
             let one: Option<Vec<u8>> = redis::cmd("BLMOVE")
                 .arg(&tasks)
                 .arg(&processing)
@@ -373,8 +392,9 @@ fn fetch(
             }
             got.push(one);
         }
+        idle_rounds = 0;
         for sealed in got {
-            run_task(ctx, s, con, local, tx, sealed)?;
+            running += run_task(ctx, s, con, local, tx, sealed)?;
         }
     }
     Ok(())
@@ -388,19 +408,19 @@ fn run_task(
     local: &ProcessPool,
     tx: &mpsc::Sender<Finished>,
     sealed: Vec<u8>,
-) -> redis::RedisResult<()> {
+) -> redis::RedisResult<usize> {
     let task: Task = match ctx.seal.open(&sealed) {
         Ok(Message::Task(t)) => t,
         _ => {
             // Forged, too large or not a task: dropped unread, never run.
-            return redis::cmd("LREM")
+            redis::cmd("LREM")
                 .arg(ctx.keys.processing(&s.worker))
                 .arg(1)
                 .arg(&sealed)
-                .query(con);
+                .query::<()>(con)?;
+            return Ok(0);
         }
     };
-    s.running.fetch_add(1, Ordering::SeqCst);
     let sink = Box::new(AgentSink {
         key: (task.client, task.id),
         attempt: task.attempt,
@@ -414,7 +434,7 @@ fn run_task(
         sink.finish(Err(TaskError::Broken(
             "the worker runs another build of the program than the task's".into(),
         )));
-        return Ok(());
+        return Ok(1);
     }
     let options = TaskOptions {
         timeout: task.timeout_ms.map(Duration::from_millis),
@@ -424,59 +444,7 @@ fn run_task(
     // compiled into this very build (checked just above): the local pool
     // may name it to its workers.
     local.enqueue(task.entry, task.arg.into_vec(), options, sink);
-    Ok(())
-}
-
-/// Sends answers in batches: each leaves the processing list and reaches
-/// its client's list atomically (a fenced worker's answers go nowhere).
-fn finisher(s: &Session, redis_client: &redis::Client, keys: &Keys, rx: mpsc::Receiver<Finished>) {
-    let finish = redis::Script::new(keys::FINISH);
-    let mut con: Option<redis::Connection> = None;
-    let processing = keys.processing(&s.worker);
-    loop {
-        let first = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(f) => f,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter().take(255));
-        let n = batch.len();
-        if !s.lost.load(Ordering::SeqCst) {
-            let sent = (|| -> redis::RedisResult<()> {
-                if con.is_none() {
-                    let mut c = connect(redis_client, Duration::from_secs(5))?;
-                    // A pipeline sends EVALSHA only: the script must be
-                    // there (again, after a restart of Redis).
-                    redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(keys::FINISH)
-                        .query::<String>(&mut c)?;
-                    con = Some(c);
-                }
-                let c = con.as_mut().expect("connected");
-                let mut pipe = redis::pipe();
-                for f in &batch {
-                    pipe.invoke_script(
-                        finish
-                            .key(&processing)
-                            .key(keys.results(f.client))
-                            .arg(&f.task)
-                            .arg(&f.answer),
-                    )
-                    .ignore();
-                }
-                pipe.query::<()>(c)
-            })();
-            if sent.is_err() {
-                // Redis is away: the pool sends these tasks again.
-                con = None;
-                s.lost.store(true, Ordering::SeqCst);
-            }
-        }
-        s.running.fetch_sub(n, Ordering::SeqCst);
-        s.freed.notify_all();
-    }
+    Ok(1)
 }
 
 /// Renews the lease and carries out cancellations, until the lease is lost.
@@ -524,10 +492,10 @@ fn heartbeat(
             s.lost.store(true, Ordering::SeqCst);
             break;
         }
-        let g = lock(&s.freed_lock);
-        let _ = s.freed.wait_timeout(g, every);
+        let g = lock(&s.wake_lock);
+        let _ = s.wake.wait_timeout(g, every);
     }
-    s.freed.notify_all();
+    s.wake.notify_all();
 }
 
 /// A name for this agent's session: host, pid, and a random part (a new

@@ -76,10 +76,22 @@ impl Keys {
     }
 }
 
-/// A worker takes up to `ARGV[1]` tasks, only while it holds its lease:
-/// each moves atomically from the pool's list to the worker's processing
-/// list. KEYS: tasks, processing, lease.
-pub(crate) const CLAIM: &str = r"
+/// A worker's step, atomic: first its answers — each task leaves its
+/// processing list and its answer goes to the client's list, both or
+/// neither (a task no longer there, because the worker was fenced and the
+/// pool handled it, draws no answer) — then, only while it holds its lease,
+/// up to `ARGV[1]` new tasks, each moving from the pool's list to its
+/// processing list (the reliable-queue pattern). Returns the new tasks, or
+/// false without a lease.
+/// KEYS: tasks, processing, lease, then one results list per answer.
+/// ARGV: how many to take, then (task, answer) per answer.
+pub(crate) const STEP: &str = r"
+for i = 4, #KEYS do
+  local t = ARGV[2 * (i - 4) + 2]
+  if redis.call('LREM', KEYS[2], 1, t) == 1 then
+    redis.call('LPUSH', KEYS[i], ARGV[2 * (i - 4) + 3])
+  end
+end
 if redis.call('EXISTS', KEYS[3]) == 0 then return false end
 local out = {}
 for i = 1, tonumber(ARGV[1]) do
@@ -88,16 +100,6 @@ for i = 1, tonumber(ARGV[1]) do
   out[#out + 1] = t
 end
 return out
-";
-
-/// A worker answers: the task leaves its processing list and the answer
-/// goes to the client's list, both or neither. A task that is no longer
-/// there (the worker was fenced, the pool handled the task) draws no
-/// answer. KEYS: processing, results. ARGV: the task, the answer.
-pub(crate) const FINISH: &str = r"
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
-return 1
 ";
 
 /// A worker renews its lease, only while it is still a member (a fenced

@@ -21,8 +21,10 @@
 //! - A task is pushed, signed, to the pool's list. A worker takes tasks
 //!   only for free slots, each moving atomically from the pool's list to
 //!   the worker's own processing list (the reliable-queue pattern), and only
-//!   while it holds its lease. Its answer leaves the processing list and
-//!   reaches the pool's answer list in one atomic step.
+//!   while it holds its lease. An answer leaves the processing list and
+//!   reaches the pool's answer list in one atomic step — the same script
+//!   call that takes the next tasks, so a busy worker makes one round trip
+//!   per task it ends.
 //! - A worker keeps a lease (a key with a time to live) by renewing it.
 //!   When a lease lapses the pool *fences* the worker — it is no member any
 //!   more, so it can neither renew nor answer — and takes its processing
