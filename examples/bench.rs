@@ -502,8 +502,12 @@ fn crash_recovery(pool: &ProcessPool, n: usize, name: &str) {
 /// are reached through a local `redis-server`, and the raw baseline: the
 /// same count of `RPUSH`/`BLPOP` round trips through the same Redis.
 #[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
 mod dist {
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Child, Command};
     use std::time::{Duration, Instant};
 
     use multiproc::executor::ProcessPool;
@@ -512,33 +516,21 @@ mod dist {
 
     const KEY: &str = "bench";
 
+    use super::redis_server;
+
     pub(super) struct Cluster {
-        redis: Child,
         agents: Vec<Child>,
-        dir: std::path::PathBuf,
+        // Dropped after the agents.
+        _redis: redis_server::RedisServer,
         pub(super) url: String,
     }
 
     impl Cluster {
         pub(super) fn start() -> Option<Cluster> {
-            let dir = std::env::temp_dir().join(format!("multiproc-bench-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).ok()?;
-            let socket = dir.join("redis.sock");
-            let redis = Command::new("redis-server")
-                .args(["--port", "0", "--save", "", "--appendonly", "no"])
-                .arg("--unixsocket")
-                .arg(&socket)
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| eprintln!("dist_*: no redis-server ({e}): left out"))
+            let redis = redis_server::RedisServer::start("bench")
+                .map_err(|e| eprintln!("dist_*: {e}: left out"))
                 .ok()?;
-            let t = Instant::now();
-            while !socket.exists() && t.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let url = format!("unix://{}", socket.display());
+            let url = redis.url();
             let agents = (0..2)
                 .map(|_| {
                     Command::new(std::env::current_exe().unwrap())
@@ -551,9 +543,8 @@ mod dist {
                 })
                 .collect();
             Some(Cluster {
-                redis,
                 agents,
-                dir,
+                _redis: redis,
                 url,
             })
         }
@@ -575,15 +566,10 @@ mod dist {
 
     impl Drop for Cluster {
         fn drop(&mut self) {
-            for a in self
-                .agents
-                .iter_mut()
-                .chain(std::iter::once(&mut self.redis))
-            {
+            for a in &mut self.agents {
                 let _ = a.kill();
                 let _ = a.wait();
             }
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 

@@ -6,10 +6,13 @@
 //! environment — runs a `map` across them, kills one agent in the middle,
 //! and shows that the pool finished without it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use multiproc::executor::{MapOptions, ProcessPool};
+
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 const KEY: &str = "cluster demo key";
 
@@ -40,26 +43,8 @@ fn collatz_steps(mut n: u64) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("multiproc-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let socket = dir.join("redis.sock");
-    let mut redis = Command::new("redis-server")
-        .args(["--port", "0", "--save", "", "--appendonly", "no"])
-        .arg("--unixsocket")
-        .arg(&socket)
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("redis-server is needed (apt-get install redis-server): {e}"))?;
-    let url = format!("unix://{}", socket.display());
-    let t = Instant::now();
-    while !socket.exists() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return Err("redis-server did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let redis = redis_server::RedisServer::start("cluster")?;
+    let url = redis.url();
     println!("redis-server on {url}");
 
     let pool = ProcessPool::builder()
@@ -113,8 +98,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = a.kill();
         let _ = a.wait();
     }
-    let _ = redis.kill();
-    let _ = redis.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(redis);
     Ok(())
 }

@@ -10,7 +10,7 @@ mod common;
 use common::{DEADLINE, ResultInTime, until};
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,61 +19,27 @@ use multiproc::futures::TaskError;
 
 const KEY: &str = "the pool's key";
 
-/// A `redis-server` of our own, on a Unix socket in a fresh directory.
-struct Redis {
-    child: Option<Child>,
-    dir: PathBuf,
-}
+#[path = "../examples/common/redis_server.rs"]
+mod redis_server;
+
+/// A `redis-server` of our own (see `redis_server`), and connections to it.
+struct Redis(redis_server::RedisServer);
 
 impl Redis {
     fn start() -> Redis {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "multiproc-redis-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Redis { child: None, dir };
-        r.restart();
-        r
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("redis.sock")
+        Redis(redis_server::RedisServer::start("redis").unwrap())
     }
 
     fn url(&self) -> String {
-        format!("unix://{}", self.socket().display())
+        self.0.url()
     }
 
-    /// Starts the server (again) on the same socket; nothing persists.
     fn restart(&mut self) {
-        let _ = std::fs::remove_file(self.socket());
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(self.socket())
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for these tests (Debian package redis-server)");
-        self.child = Some(child);
-        let client = redis::Client::open(self.url()).unwrap();
-        until("redis-server answers", || {
-            client
-                .get_connection()
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
+        self.0.restart().unwrap();
     }
 
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.kill();
     }
 
     fn con(&self) -> redis::Connection {
@@ -81,13 +47,6 @@ impl Redis {
             .unwrap()
             .get_connection()
             .unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -350,7 +309,7 @@ fn a_worker_of_another_build_refuses_and_says_why() {
     let redis = Redis::start();
     let pool = pool(&redis, "builds");
     // Another build: the same program with one more byte at its end.
-    let other = redis.dir.join("other-build");
+    let other = redis.0.dir.join("other-build");
     std::fs::copy(std::env::current_exe().unwrap(), &other).unwrap();
     std::fs::OpenOptions::new()
         .append(true)
@@ -378,7 +337,7 @@ fn mark(path: String) {
 fn a_forged_task_is_never_executed() {
     let redis = Redis::start();
     let pool = pool(&redis, "forged");
-    let marker = redis.dir.join("ran").display().to_string();
+    let marker = redis.0.dir.join("ran").display().to_string();
     // A real task waits in Redis (no worker yet); take its bytes, tamper
     // with them, push the forgery, and take the real one out.
     let real = pool.submit(mark, marker.clone());
@@ -474,7 +433,7 @@ fn cancel_queued_and_running_remote_tasks() {
     assert_eq!(queued.result_in_time(), Err(TaskError::Cancelled));
     // Running: its process on the worker's machine is killed.
     let _a = Agent::start(&redis, "cancel", KEY, 1);
-    let marker = redis.dir.join("hung").display().to_string();
+    let marker = redis.0.dir.join("hung").display().to_string();
     let hung = pool.submit(
         |path: String| {
             std::fs::write(&path, std::process::id().to_string()).unwrap();

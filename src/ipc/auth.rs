@@ -72,6 +72,14 @@ impl AuthKey {
         self.0.as_deref()
     }
 
+    /// The key's bytes where a key is required: `InvalidInput`, saying
+    /// `missing`, for [`AuthKey::NONE`] or an empty key.
+    pub(crate) fn required(&self, missing: &str) -> io::Result<&[u8]> {
+        self.as_bytes()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, missing.to_string()))
+    }
+
     /// An empty key would make every proof easy to forge: refuse it.
     pub(crate) fn check(&self) -> io::Result<()> {
         match &self.0 {

@@ -194,20 +194,9 @@ impl<T> JoinInTime for std::thread::ScopedJoinHandle<'_, T> {
     }
 }
 
-impl<T> JoinInTime for &multiproc::ipc::JoinableQueue<T> {
-    type Output = ();
-    #[track_caller]
-    fn join_in_time(self) {
-        assert!(
-            self.join_timeout(DEADLINE),
-            "the queue's tasks were not done within {DEADLINE:?}"
-        );
-    }
-}
-
-macro_rules! join_thread_queue {
-    ($($q:ident: $($bound:path),+;)*) => {$(
-        impl<T: $($bound +)+> JoinInTime for &multiproc::queue::$q<T> {
+macro_rules! join_queue {
+    ($($q:ident<T: $($bound:path),*>;)*) => {$(
+        impl<T: $($bound +)*> JoinInTime for &$q<T> {
             type Output = ();
             #[track_caller]
             fn join_in_time(self) {
@@ -219,4 +208,11 @@ macro_rules! join_thread_queue {
         }
     )*};
 }
-join_thread_queue!(Queue: Send; LifoQueue: Send; PriorityQueue: Send, Ord;);
+use multiproc::ipc::JoinableQueue;
+use multiproc::queue::{LifoQueue, PriorityQueue, Queue};
+join_queue! {
+    JoinableQueue<T: >;
+    Queue<T: Send>;
+    LifoQueue<T: Send>;
+    PriorityQueue<T: Send, Ord>;
+}

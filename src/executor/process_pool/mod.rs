@@ -248,14 +248,7 @@ impl Builder {
         if let Some((url, pool)) = self.redis {
             let key = self
                 .auth_key
-                .as_bytes()
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "a Redis-backed pool needs an auth key (Builder::auth_key)",
-                    )
-                })?
+                .required("a Redis-backed pool needs an auth key (Builder::auth_key)")?
                 .to_vec();
             let rc = redis::RedisConfig {
                 url,

@@ -91,14 +91,7 @@ impl ServeOptions {
 pub fn serve(url: &str, pool: &str, options: ServeOptions) -> io::Result<()> {
     let key = options
         .auth_key
-        .as_bytes()
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a worker needs the pool's auth key (MULTIPROC_AUTHKEY)",
-            )
-        })?
+        .required("a worker needs the pool's auth key (MULTIPROC_AUTHKEY)")?
         .to_vec();
     let build = crate::os::image::build_digest()?;
     let redis_client = redis::Client::open(url).map_err(io::Error::other)?;
