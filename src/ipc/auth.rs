@@ -74,6 +74,7 @@ impl AuthKey {
 
     /// The key's bytes where a key is required: `InvalidInput`, saying
     /// `missing`, for [`AuthKey::NONE`] or an empty key.
+    #[cfg(feature = "redis")]
     pub(crate) fn required(&self, missing: &str) -> io::Result<&[u8]> {
         self.as_bytes()
             .filter(|k| !k.is_empty())

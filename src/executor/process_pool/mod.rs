@@ -264,7 +264,7 @@ impl Builder {
                 workers,
                 manager: Mutex::new(Some(sender)),
                 timeout: self.timeout,
-                remote: Some(remote),
+                backend: Backend::Redis(remote),
             });
         }
         let manager = {
@@ -278,8 +278,7 @@ impl Builder {
             workers,
             manager: Mutex::new(Some(manager)),
             timeout: self.timeout,
-            #[cfg(feature = "redis")]
-            remote: None,
+            backend: Backend::Local,
         })
     }
 }
@@ -353,9 +352,17 @@ pub struct ProcessPool {
     workers: usize,
     manager: Mutex<Option<JoinHandle<()>>>,
     timeout: Option<Duration>,
-    /// The Redis backend, when the workers are remote.
+    backend: Backend,
+}
+
+/// Who serves the pool's queue. `submit`, `map` and `shutdown` only touch
+/// the [`Shared`] state and never ask: this is the seam.
+enum Backend {
+    /// The manager thread and its worker processes (`manager`).
+    Local,
+    /// Worker agents reached through Redis (`redis`).
     #[cfg(feature = "redis")]
-    remote: Option<Arc<redis::Remote>>,
+    Redis(Arc<redis::Remote>),
 }
 
 impl fmt::Debug for ProcessPool {
@@ -416,11 +423,11 @@ impl ProcessPool {
     /// remote workers announced (at least `max_workers`). Maps look ahead
     /// by this.
     pub(crate) fn parallelism(&self) -> usize {
-        #[cfg(feature = "redis")]
-        if let Some(r) = &self.remote {
-            return r.slots().max(self.workers);
+        match &self.backend {
+            Backend::Local => self.workers,
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.slots().max(self.workers),
         }
-        self.workers
     }
 
     /// What the pool knows of its remote workers (registered agents, their
@@ -429,7 +436,10 @@ impl ProcessPool {
     /// Cargo feature `redis`.
     #[cfg(feature = "redis")]
     pub fn remote_status(&self) -> Option<redis::RemoteStatus> {
-        self.remote.as_ref().map(|r| r.status())
+        match &self.backend {
+            Backend::Local => None,
+            Backend::Redis(r) => Some(r.status()),
+        }
     }
 
     /// A [`Builder`].
