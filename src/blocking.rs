@@ -19,11 +19,13 @@ pub(crate) enum Wait {
 
 impl Wait {
     /// Waits at most `timeout` from now.
+    #[inline]
     pub(crate) fn timeout(timeout: Duration) -> Wait {
         Wait::Until(deadline_after(timeout))
     }
 
     /// The deadline: `None` for ever, now for not at all.
+    #[inline]
     pub(crate) fn deadline(self) -> Option<Instant> {
         match self {
             Wait::Forever => None,
