@@ -86,6 +86,7 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
     loop {
         m.keep_strength();
         m.cancel_running();
+        m.cancel_unstarted();
         m.retire();
         m.rebalance();
         m.dispatch();
@@ -182,6 +183,19 @@ impl Manager {
                     let _ = w.process.kill();
                 }
                 // Otherwise it has just ended: its answer is on the way.
+            }
+        }
+    }
+
+    /// After `shutdown(cancel_futures)`: the jobs handed to workers and not
+    /// claimed are taken back and cancelled.
+    fn cancel_unstarted(&mut self) {
+        if !lock(&self.shared.state).cancel_unstarted {
+            return;
+        }
+        for w in &mut self.workers {
+            for p in take_back(w, usize::MAX) {
+                p.sink.finish(Err(TaskError::Cancelled));
             }
         }
     }

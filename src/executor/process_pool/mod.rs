@@ -621,20 +621,26 @@ impl ProcessPool {
         ProcessMapUnordered::new::<F>(self, items.into_iter(), options)
     }
 
-    /// Stops taking tasks. With `cancel_futures`, queued tasks are cancelled
-    /// ([`TaskError::ShutDown`]); running ones finish. With `wait`, returns
-    /// when every worker has exited.
+    /// Stops taking tasks. With `cancel_futures`, the tasks that have not
+    /// started are cancelled — their futures say
+    /// [`cancelled()`](Future::cancelled) and [`TaskError::Cancelled`], as
+    /// on the thread pool and in Python — including those handed to a
+    /// worker ahead of time and not yet claimed; running ones finish. With
+    /// `wait`, returns when every worker has exited.
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let cancelled: Vec<Pending> = {
             let mut st = lock(&self.shared.state);
             st.shutdown = true;
             if cancel_futures {
+                st.cancel_unstarted = true;
                 st.queue.drain(..).collect()
             } else {
                 Vec::new()
             }
         };
-        drop(cancelled); // their futures end with Shutdown
+        for p in cancelled {
+            p.sink.finish(Err(TaskError::Cancelled));
+        }
         self.shared.poke();
         if wait {
             let handle = lock(&self.manager).take();

@@ -53,6 +53,9 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pub(crate) queue: VecDeque<Pending>,
     pub(crate) shutdown: bool,
+    /// `shutdown(cancel_futures)`: jobs handed to workers and not claimed
+    /// are taken back and cancelled too.
+    pub(crate) cancel_unstarted: bool,
     pub(crate) broken: Option<String>,
     pub(crate) running: bool,
     /// The id of the next task.
@@ -69,6 +72,7 @@ impl State {
         State {
             queue: VecDeque::new(),
             shutdown: false,
+            cancel_unstarted: false,
             broken: None,
             running: true,
             next_id: 0,
