@@ -284,9 +284,18 @@ fn rlock_is_reentrant_and_robust() {
     let a = lock.lock().unwrap();
     let b = lock.try_lock().unwrap();
     assert_eq!(lock.depth(), 2);
-    // Another process cannot take it meanwhile.
-    let mut p = Process::start(|l: RLock| l.try_lock().is_err(), lock.clone()).unwrap();
-    assert!(p.join_in_time().unwrap());
+    // Another process cannot take it meanwhile, and holds it 0 times.
+    let mut p = Process::start(
+        |l: RLock| (l.try_lock().is_err(), l.depth()),
+        lock.clone(),
+    )
+    .unwrap();
+    assert_eq!(p.join_in_time().unwrap(), (true, 0));
+    // Nor can another thread of this process.
+    std::thread::scope(|s| {
+        let other = s.spawn(|| (lock.try_lock().is_err(), lock.depth()));
+        assert_eq!(other.join_in_time().unwrap(), (true, 0));
+    });
     drop(b);
     drop(a);
     // A holder that dies inside: the next locker is told.
@@ -313,6 +322,11 @@ fn rlock_is_reentrant_and_robust() {
         }
         Ok(_) => panic!("a dead holder's RLock came back clean"),
     }
+    // Poisoned until declared consistent.
+    assert!(lock.is_poisoned() && lock.lock().is_err());
+    lock.clear_poison();
+    assert!(!lock.is_poisoned());
+    assert_eq!(lock.lock().map(|_| ()).ok(), Some(()));
 }
 
 #[test]

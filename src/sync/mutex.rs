@@ -140,6 +140,14 @@ impl LockState {
     }
 
     /// Unlocks, poisoning first if the thread is panicking.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poison.load(Ordering::Relaxed) != 0
+    }
+
+    pub(crate) fn clear_poison(&self) {
+        self.poison.store(0, Ordering::Relaxed);
+    }
+
     pub(crate) fn release(&self) {
         if std::thread::panicking() {
             let code = cause_code(PoisonCause::Panicked);
@@ -229,11 +237,11 @@ impl<T: Pod> Cells<T> {
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.state().poison.load(Ordering::Relaxed) != 0
+        self.state().is_poisoned()
     }
 
     pub(crate) fn clear_poison(&self) {
-        self.state().poison.store(0, Ordering::Relaxed);
+        self.state().clear_poison()
     }
 }
 

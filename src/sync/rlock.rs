@@ -93,10 +93,26 @@ impl RLock {
         self.region.header()
     }
 
-    /// How many times the holder holds it (0: free, or held by another
-    /// thread — a hint).
+    /// How many times this thread holds it: 0 when it is free or held by
+    /// another thread (CPython's `_recursion_count`).
     pub fn depth(&self) -> u32 {
-        self.s().depth.load(Ordering::Relaxed)
+        if self.mine() {
+            self.s().depth.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// Whether a holder died holding it (or panicked), and nobody has
+    /// declared it consistent since.
+    pub fn is_poisoned(&self) -> bool {
+        self.s().lock.is_poisoned()
+    }
+
+    /// Declares what the lock guards consistent again: later `lock`s are
+    /// `Ok` (as [`Mutex::clear_poison`](super::Mutex::clear_poison)).
+    pub fn clear_poison(&self) {
+        self.s().lock.clear_poison()
     }
 
     fn mine(&self) -> bool {
