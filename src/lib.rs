@@ -127,6 +127,10 @@
 //!   without answering), `Panicked { message, location }`, `Cancelled`,
 //!   `Retrieved` (the value was already taken), `OverRelease { limit }`.
 //! - **Counts are `usize`**: semaphores, barriers, queue sizes, workers.
+//!   An argument that can never be right (a barrier of 0 parties) is
+//!   refused: `InvalidInput` where the constructor returns `io::Result`
+//!   anyway, a panic (documented under `# Panics`) where it cannot fail
+//!   otherwise.
 //! - **Pools** are configured alike (`builder().max_workers(n).build()`,
 //!   which returns `io::Result`; `new(n)`, which panics only where
 //!   `std::thread::spawn` would), map alike

@@ -12,7 +12,9 @@ use multiproc::futures::TaskError;
 /// Says it started (a file), then waits for the test's go (another file).
 fn started_then_wait(dir: String) -> u32 {
     std::fs::write(format!("{dir}/started"), b"").unwrap();
-    common::until("the test says go", || Path::new(&format!("{dir}/go")).exists());
+    common::until("the test says go", || {
+        Path::new(&format!("{dir}/go")).exists()
+    });
     7
 }
 
@@ -31,7 +33,9 @@ fn fresh_dir(what: &str) -> String {
 fn shutdown_cancels_what_has_not_started(pool: &impl Executor, what: &str) {
     let dir = fresh_dir(what);
     let running = pool.submit(started_then_wait, dir.clone());
-    until("the first task runs", || Path::new(&format!("{dir}/started")).exists());
+    until("the first task runs", || {
+        Path::new(&format!("{dir}/started")).exists()
+    });
     let waiting: Vec<_> = (0..6u64).map(|x| pool.submit(square, x)).collect();
     pool.shutdown(false, true);
     std::fs::write(format!("{dir}/go"), b"").unwrap();

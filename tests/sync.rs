@@ -285,11 +285,8 @@ fn rlock_is_reentrant_and_robust() {
     let b = lock.try_lock().unwrap();
     assert_eq!(lock.depth(), 2);
     // Another process cannot take it meanwhile, and holds it 0 times.
-    let mut p = Process::start(
-        |l: RLock| (l.try_lock().is_err(), l.depth()),
-        lock.clone(),
-    )
-    .unwrap();
+    let mut p =
+        Process::start(|l: RLock| (l.try_lock().is_err(), l.depth()), lock.clone()).unwrap();
     assert_eq!(p.join_in_time().unwrap(), (true, 0));
     // Nor can another thread of this process.
     std::thread::scope(|s| {
@@ -365,5 +362,28 @@ fn barrier_rounds_and_a_timeout_that_breaks_it() {
     assert_eq!(p.join_in_time().unwrap(), Err(BarrierError::Broken));
     assert!(b.is_broken());
     assert_eq!(b.wait(), Err(BarrierError::Broken));
+    assert!(Barrier::new(0).is_err());
+}
+
+#[test]
+fn set_then_clear_frees_the_processes_waiting_at_the_set() {
+    let _c = common::clean();
+    let e = Event::new().unwrap();
+    let ready = Event::new().unwrap();
+    let mut p = Process::start(
+        |(e, ready): (Event, Event)| {
+            ready.set();
+            e.wait_timeout(Duration::from_secs(120))
+        },
+        (e.clone(), ready.clone()),
+    )
+    .unwrap();
+    common::until("the waiter sleeps in its wait", || {
+        ready.is_set() && common::asleep(p.pid(), p.pid())
+    });
+    e.set();
+    e.clear();
+    assert!(p.join_in_time().unwrap(), "the waiter missed the set");
+    assert!(!e.is_set());
     assert!(Barrier::new(0).is_err());
 }

@@ -209,3 +209,32 @@ fn timer_cancel_and_panic() {
         matches!(bad.result_in_time(), Err(TaskError::Panicked { message, .. }) if message == "timer task failed")
     );
 }
+
+#[test]
+fn set_then_clear_frees_the_threads_waiting_at_the_set() {
+    // Python's contract (gh-57711): whoever waits when `set` is called
+    // returns true, even if the flag is cleared before it looks.
+    let e = Arc::new(Event::new());
+    let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let waiter = {
+        let (e, tid) = (e.clone(), tid.clone());
+        thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+            e.wait_timeout(common::DEADLINE)
+        })
+    };
+    common::until("the waiter sleeps in its wait", || {
+        let t = tid.load(Ordering::SeqCst);
+        t != 0 && common::asleep(std::process::id(), t as u32)
+    });
+    e.set();
+    e.clear();
+    assert!(waiter.join_in_time().unwrap(), "the waiter missed the set");
+}
+
+#[test]
+#[should_panic(expected = "at least one party")]
+fn a_barrier_of_no_parties_is_refused() {
+    let _ = Barrier::new(0);
+}

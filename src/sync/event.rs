@@ -12,7 +12,10 @@ use crate::os::shm;
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct EventState {
-    flag: AtomicU32,
+    /// Bit 0: the flag; the bits above: how many times it was set (a
+    /// waiter that saw the count move was set free, even if the flag was
+    /// cleared again before it looked).
+    word: AtomicU32,
     waiters: AtomicU32,
 }
 
@@ -31,6 +34,10 @@ unsafe impl SharedSafe for EventState {}
 /// assert!(p.join()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Every thread or process waiting when `set` is called returns `true`,
+/// even if the flag is cleared again before it runs (Python's contract,
+/// gh-57711).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Event {
@@ -61,21 +68,26 @@ impl Event {
 
     /// `true` once set (until cleared).
     pub fn is_set(&self) -> bool {
-        self.s().flag.load(Ordering::Acquire) != 0
+        self.s().word.load(Ordering::Acquire) & 1 != 0
     }
 
     /// Sets the flag and wakes every waiter, in every process.
     pub fn set(&self) {
         let s = self.s();
-        s.flag.store(1, Ordering::SeqCst);
+        // The flag up, the count of sets one more (wrapping above bit 0).
+        let _ = s
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                Some((w & !1).wrapping_add(2) | 1)
+            });
         if s.waiters.load(Ordering::SeqCst) != 0 {
-            shm::wake(&s.flag, u32::MAX >> 1);
+            shm::wake(&s.word, u32::MAX >> 1);
         }
     }
 
     /// Clears the flag.
     pub fn clear(&self) {
-        self.s().flag.store(0, Ordering::SeqCst);
+        self.s().word.fetch_and(!1, Ordering::SeqCst);
     }
 
     /// Waits until the flag is set.
@@ -90,15 +102,21 @@ impl Event {
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let s = self.s();
-        if self.is_set() {
+        let first = s.word.load(Ordering::SeqCst);
+        if first & 1 != 0 {
             return true;
         }
+        // Set since we began: the flag is up, or the count of sets moved.
+        let freed = |w: u32| w & 1 != 0 || (w >> 1) != (first >> 1);
         s.waiters.fetch_add(1, Ordering::SeqCst);
-        while !self.is_set() && deadline.is_none_or(|d| Instant::now() < d) {
-            // Sleeps only while the flag is still 0; `set` stores, then wakes.
-            shm::wait(&s.flag, 0, deadline);
+        let mut w = s.word.load(Ordering::SeqCst);
+        while !freed(w) && deadline.is_none_or(|d| Instant::now() < d) {
+            // Sleeps only while the word is unchanged; `set` changes it,
+            // then wakes.
+            shm::wait(&s.word, w, deadline);
+            w = s.word.load(Ordering::SeqCst);
         }
         s.waiters.fetch_sub(1, Ordering::SeqCst);
-        self.is_set()
+        freed(w)
     }
 }

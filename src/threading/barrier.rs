@@ -55,10 +55,17 @@ pub struct Barrier {
 }
 
 impl Barrier {
-    /// A barrier for `parties` threads (at least 1).
+    /// A barrier for `parties` threads.
+    ///
+    /// # Panics
+    ///
+    /// If `parties` is 0 (Python raises `ValueError`; the process-shared
+    /// [`sync::Barrier::new`](crate::sync::Barrier::new) returns
+    /// `InvalidInput`, its constructor returning `io::Result` already).
     pub fn new(parties: usize) -> Barrier {
+        assert!(parties > 0, "a barrier needs at least one party, not 0");
         Barrier {
-            parties: parties.max(1),
+            parties,
             action: None,
             state: Mutex::new(State {
                 arrived: 0,

@@ -24,9 +24,14 @@ use crate::blocking::{deadline_after, lock, wait_while};
 /// ```
 ///
 /// `new` is `const`, so an `Event` can be a `static`.
+///
+/// Every thread waiting when `set` is called returns `true`, even if the
+/// flag is cleared again before it runs (Python's contract, gh-57711): a
+/// waiter watches the number of `set`s, not only the flag.
 #[derive(Debug, Default)]
 pub struct Event {
-    flag: Mutex<bool>,
+    /// The flag, and how many times it was set.
+    state: Mutex<(bool, u64)>,
     cond: Condvar,
 }
 
@@ -34,30 +39,41 @@ impl Event {
     /// A cleared event.
     pub const fn new() -> Event {
         Event {
-            flag: Mutex::new(false),
+            state: Mutex::new((false, 0)),
             cond: Condvar::new(),
         }
     }
 
     /// Sets the flag and wakes every waiting thread.
     pub fn set(&self) {
-        *lock(&self.flag) = true;
+        let mut st = lock(&self.state);
+        st.0 = true;
+        st.1 += 1;
+        drop(st);
         self.cond.notify_all();
     }
 
     /// Clears the flag; later `wait`s block until the next `set`.
     pub fn clear(&self) {
-        *lock(&self.flag) = false;
+        lock(&self.state).0 = false;
     }
 
     /// True if the flag is set.
     pub fn is_set(&self) -> bool {
-        *lock(&self.flag)
+        lock(&self.state).0
     }
 
     /// Waits until the flag is set.
     pub fn wait(&self) {
-        let _flag = wait_while(&self.cond, lock(&self.flag), None, |set| !*set);
+        self.wait_until(None);
+    }
+
+    /// Waits until the flag is set, or was set since the call began.
+    fn wait_until(&self, deadline: Option<std::time::Instant>) -> bool {
+        let st = lock(&self.state);
+        let seen = st.1;
+        let (st, _) = wait_while(&self.cond, st, deadline, |st| !st.0 && st.1 == seen);
+        st.0 || st.1 != seen
     }
 
     /// Waits at most `timeout`; true if the flag is set (Python's
@@ -73,8 +89,6 @@ impl Event {
     /// assert!(e.wait_timeout(Duration::from_millis(10)));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Some(deadline_after(timeout));
-        let (flag, _) = wait_while(&self.cond, lock(&self.flag), deadline, |set| !*set);
-        *flag
+        self.wait_until(Some(deadline_after(timeout)))
     }
 }

@@ -216,3 +216,15 @@ join_queue! {
     LifoQueue<T: Send>;
     PriorityQueue<T: Send, Ord>;
 }
+
+/// Whether the thread `tid` of process `pid` is asleep (blocked), from
+/// `/proc`: how a test knows a waiter is inside its wait.
+pub fn asleep(pid: u32, tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('S'))
+        })
+        .unwrap_or(false)
+}
