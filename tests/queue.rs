@@ -321,3 +321,73 @@ fn a_huge_bound_allocates_nothing_up_front() {
     lifo.put(1).unwrap();
     assert_eq!(lifo.get(), Ok(1));
 }
+
+/// Two threads put in a loop while the queue is shut down with `immediate`:
+/// once `shutdown` returns, the queue is empty for good and `join`
+/// returns (Python 3.13's contract).
+fn racing_puts_do_not_survive_an_immediate_shutdown<Q>(make: impl Fn() -> Q, put: fn(&Q) -> bool)
+where
+    Q: Clone + Send + 'static,
+    Q: QueueLike,
+{
+    for round in 0..300 {
+        let q = make();
+        let putters: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                thread::spawn(move || while put(&q) {})
+            })
+            .collect();
+        common::until("puts are under way", || q.len() > 2);
+        q.shutdown_now();
+        assert_eq!((q.len(), q.unfinished()), (0, 0), "round {round}");
+        for p in putters {
+            p.join_in_time().unwrap();
+        }
+        assert_eq!(
+            (q.len(), q.unfinished()),
+            (0, 0),
+            "round {round}: an item survived"
+        );
+        q.join_now();
+    }
+}
+
+/// What the race test needs of each queue kind.
+trait QueueLike {
+    fn len(&self) -> usize;
+    fn unfinished(&self) -> usize;
+    fn shutdown_now(&self);
+    fn join_now(&self);
+}
+
+macro_rules! queue_like {
+    ($($q:ident),*) => {$(
+        impl QueueLike for $q<u64> {
+            fn len(&self) -> usize { $q::len(self) }
+            fn unfinished(&self) -> usize { self.unfinished_tasks() }
+            fn shutdown_now(&self) { self.shutdown(true) }
+            fn join_now(&self) { self.join_in_time() }
+        }
+    )*};
+}
+queue_like!(Queue, LifoQueue, PriorityQueue);
+
+#[test]
+fn an_immediate_shutdown_racing_puts_leaves_the_queue_empty() {
+    racing_puts_do_not_survive_an_immediate_shutdown(|| Queue::new(0), |q| q.put(1).is_ok());
+    racing_puts_do_not_survive_an_immediate_shutdown(|| LifoQueue::new(0), |q| q.put(1).is_ok());
+    racing_puts_do_not_survive_an_immediate_shutdown(
+        || PriorityQueue::new(0),
+        |q| q.put(1).is_ok(),
+    );
+    racing_puts_do_not_survive_an_immediate_shutdown(
+        || Queue::new(8),
+        |q| {
+            !matches!(
+                q.put_timeout(1, Duration::from_millis(1)),
+                Err(PutError::ShutDown(_))
+            )
+        },
+    );
+}

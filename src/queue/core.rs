@@ -3,7 +3,7 @@
 //! [`Store`].
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -13,15 +13,30 @@ use super::store::Store;
 use super::waitlist::Waitlist;
 use crate::blocking::deadline_after;
 
-const OPEN: u8 = 0;
-const SHUT_DOWN: u8 = 1;
+/// `state`, bit 0: shut down.
+const SHUT_DOWN: usize = 1;
+/// `state`, bits 1 to 20: the puts between their shutdown check and the end
+/// of their push (one each).
+const PUTTING: usize = 1 << 1;
+const PUTTING_MASK: usize = ((1 << 20) - 1) << 1;
+/// `state`, bits 21 and up: items put and not yet marked done with
+/// `task_done` (for `join`).
+const UNFINISHED: usize = 1 << 21;
 
 pub(crate) struct Core<T, S> {
     store: S,
-    state: AtomicU8,
-    /// Items put and not yet marked done with `task_done`: written by
-    /// producers on every `put`, so kept off the line consumers read.
-    unfinished: CachePadded<AtomicUsize>,
+    /// One word: shut down, the puts in progress, the unfinished items. A
+    /// put's shutdown check, its count as in progress and as unfinished
+    /// are one atomic add, so its check and push are one step against
+    /// `shutdown` (which sets the bit, then waits for the puts that passed
+    /// the check before it), at the cost of one more atomic per put.
+    /// Written by producers on every `put`, so kept off the line consumers
+    /// read.
+    state: CachePadded<AtomicUsize>,
+    /// Shut down, too, on a line of its own that nobody writes before
+    /// `shutdown`: what consumers and a put's first look read, so that an
+    /// empty queue's polling does not fight the producers for `state`.
+    closed: CachePadded<AtomicBool>,
     getters: Waitlist,
     putters: Waitlist,
     joiners: Waitlist,
@@ -33,8 +48,8 @@ impl<T, S: Store<T>> Core<T, S> {
     pub(crate) fn new(maxsize: usize) -> Self {
         Core {
             store: S::new((maxsize > 0).then_some(maxsize)),
-            state: AtomicU8::new(OPEN),
-            unfinished: CachePadded::new(AtomicUsize::new(0)),
+            state: CachePadded::new(AtomicUsize::new(0)),
+            closed: CachePadded::new(AtomicBool::new(false)),
             getters: Waitlist::new(),
             putters: Waitlist::new(),
             joiners: Waitlist::new(),
@@ -43,7 +58,7 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     fn is_shut_down(&self) -> bool {
-        self.state.load(Ordering::Acquire) != OPEN
+        self.closed.load(Ordering::Acquire)
     }
 
     /// One attempt; on failure the item comes back with why.
@@ -55,25 +70,46 @@ impl<T, S: Store<T>> Core<T, S> {
         self.put_inner(item, deadline, false)
     }
 
-    /// Puts `item`, waiting until `deadline` for room. The item counts as
-    /// unfinished (for `join`) from the start of the call, so that a `get`
-    /// and `task_done` racing with the end of the `put` cannot count it done
-    /// before it was counted; a `put` that fails takes it back.
+    /// Puts `item`, waiting until `deadline` for room. Each attempt is one
+    /// step against `shutdown` (counted in `state` from its check to its
+    /// end), and counts the item unfinished (for `join`) before it pushes,
+    /// so that a `get` and `task_done` racing with the end of the `put`
+    /// cannot count it done before it was counted; an attempt that finds no
+    /// room takes it back.
     fn put_inner(&self, item: T, deadline: Option<Instant>, once: bool) -> Result<(), PutError<T>> {
         if self.is_shut_down() {
             return Err(PutError::ShutDown(item));
         }
-        self.unfinished.fetch_add(1, Ordering::Relaxed);
         let mut item = Some(item);
+        // After an attempt found no room, the next ones look before they
+        // count themselves (a look at a ring's both ends costs a cache
+        // miss: not for the first, usually successful, attempt).
+        let mut was_full = false;
         let mut attempt = || {
             let it = item.take().expect("an item to put");
             if self.is_shut_down() {
                 return Some(Err(PutError::ShutDown(it)));
             }
-            match self.store.try_push(it) {
+            if was_full && self.store.looks_full() {
+                item = Some(it);
+                return None;
+            }
+            if self.state.fetch_add(PUTTING + UNFINISHED, Ordering::SeqCst) & SHUT_DOWN != 0 {
+                self.take_back(PUTTING + UNFINISHED);
+                return Some(Err(PutError::ShutDown(it)));
+            }
+            let pushed = self.store.try_push(it);
+            match &pushed {
+                Ok(()) => {
+                    self.state.fetch_sub(PUTTING, Ordering::Release);
+                }
+                Err(_) => self.take_back(PUTTING + UNFINISHED),
+            }
+            match pushed {
                 Ok(()) => Some(Ok(())),
                 Err(back) => {
                     item = Some(back);
+                    was_full = true;
                     None
                 }
             }
@@ -88,13 +124,10 @@ impl<T, S: Store<T>> Core<T, S> {
                 self.getters.notify_one();
                 Ok(())
             }
-            failed => {
-                self.task_done_silently();
-                Err(match failed {
-                    Some(Err(e)) => e,
-                    _ => PutError::Full(item.expect("not put")),
-                })
-            }
+            failed => Err(match failed {
+                Some(Err(e)) => e,
+                _ => PutError::Full(item.expect("not put")),
+            }),
         }
     }
 
@@ -143,15 +176,25 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     pub(crate) fn unfinished_tasks(&self) -> usize {
-        self.unfinished.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) / UNFINISHED
+    }
+
+    /// An attempt that did not put gives back what it added.
+    fn take_back(&self, added: usize) {
+        let before = self.state.fetch_sub(added, Ordering::AcqRel);
+        if before / UNFINISHED == 1 {
+            self.joiners.notify_all();
+        }
     }
 
     pub(crate) fn task_done(&self) -> Result<(), TaskDoneError> {
         let before = self
-            .unfinished
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w >= UNFINISHED).then(|| w - UNFINISHED)
+            })
             .map_err(|_| TaskDoneError)?;
-        if before == 1 {
+        if before / UNFINISHED == 1 {
             self.joiners.notify_all();
         }
         Ok(())
@@ -169,7 +212,14 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     pub(crate) fn shutdown(&self, immediate: bool) {
-        self.state.store(SHUT_DOWN, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
+        self.state.fetch_or(SHUT_DOWN, Ordering::SeqCst);
+        // A put that passed its check before the bit was set finishes its
+        // push (one push, no waiting); after this none can succeed, so the
+        // drain below leaves the queue empty for good.
+        while self.state.load(Ordering::SeqCst) & PUTTING_MASK != 0 {
+            std::thread::yield_now();
+        }
         if immediate {
             while self.store.try_pop().is_some() {
                 self.task_done_silently();

@@ -18,6 +18,11 @@ pub(crate) trait Store<T>: Send + Sync {
     fn try_pop(&self) -> Option<T>;
     /// The number of items, exact at the moment it is read.
     fn len(&self) -> usize;
+    /// A cheap, racy "no room now" (`false` where it would cost): lets a
+    /// waiting `put` skip an attempt bound to fail.
+    fn looks_full(&self) -> bool {
+        false
+    }
     fn capacity(&self) -> Option<usize>;
 }
 
@@ -68,6 +73,10 @@ impl<T: Send> Store<T> for Fifo<T> {
             Fifo::Unbounded(q) => q.len(),
             Fifo::Large(q) => q.len(),
         }
+    }
+
+    fn looks_full(&self) -> bool {
+        matches!(self, Fifo::Bounded(q) if q.is_full())
     }
 
     fn capacity(&self) -> Option<usize> {
