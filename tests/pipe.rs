@@ -288,3 +288,40 @@ fn many_threads_share_one_connection() {
     }
     senders.into_iter().for_each(|s| s.join_in_time().unwrap());
 }
+
+#[test]
+fn poll_takes_nothing_from_a_connection_shared_with_another_process() {
+    // CPython's test_boundaries: the receiving end is also held by a child
+    // (sending a Connection duplicates it); the parent polls, the child
+    // receives every message.
+    let _c = common::clean();
+    let (a, b) = Pipe::duplex().unwrap();
+    a.send_bytes(b"first").unwrap();
+    a.send_bytes(b"second").unwrap();
+    let big = std::thread::spawn(move || {
+        a.send_bytes(&vec![9u8; 300 << 10]).unwrap();
+        a
+    });
+    let (ctl_here, ctl_there) = Pipe::duplex().unwrap();
+    for _ in 0..3 {
+        assert!(b.poll(Duration::from_secs(5)).unwrap(), "a message waits");
+    }
+    let mut child = Process::start(
+        |ctl: Connection| {
+            let b: Connection = ctl.recv_timeout(Duration::from_secs(60)).unwrap();
+            let got: Vec<usize> = (0..3)
+                .map(|_| b.recv_bytes_timeout(Duration::from_secs(60)).unwrap().len())
+                .collect();
+            ctl.send(&got).unwrap();
+        },
+        ctl_there,
+    )
+    .unwrap();
+    // Sending a connection duplicates it: this process keeps `b`.
+    ctl_here.send(&b).unwrap();
+    let got: Vec<usize> = ctl_here.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert_eq!(got, [5, 6, 300 << 10]);
+    child.join_in_time().unwrap();
+    let _a = big.join_in_time().unwrap();
+    assert!(!b.poll(Duration::ZERO).unwrap(), "nothing left here either");
+}

@@ -242,30 +242,70 @@ impl Connection {
     /// assert!(b.poll(Duration::from_secs(5))?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// `poll` takes nothing: it looks at the socket (`MSG_PEEK`,
+    /// `FIONREAD`), so a connection whose socket another handle shares (one
+    /// sent in a message keeps its sender's end too) can be polled in one
+    /// process and received from in the other without losing a message.
     pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
-        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-        match self.fill(&mut rx, Mode::Until(deadline_after(timeout))) {
-            Ok(_) => Ok(true),
-            Err(RecvError::Timeout) => Ok(false),
-            Err(RecvError::Io(e)) => Err(RecvError::Io(e)),
-            Err(_) => Ok(true),
+        let deadline = deadline_after(timeout);
+        let mut first = true;
+        loop {
+            let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+            if self.whole_frame_waits(&rx)? {
+                return Ok(true);
+            }
+            drop(rx);
+            if !first {
+                if Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                // Readable, but not a whole frame yet: its rest is on its way.
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            first = false;
+            if !sock::wait_fds(&[(self.fd.as_fd(), true)], Some(deadline))?[0] {
+                return Ok(false);
+            }
         }
     }
 
     /// For [`wait`](super::wait): `Some(true)` when a whole message (or the
     /// end, or an error) can be received without blocking, `Some(false)` when
     /// not, `None` when another thread is receiving and only the socket can
-    /// tell.
+    /// tell. Takes nothing from the socket.
     pub(crate) fn ready_now(&self) -> Option<bool> {
-        let mut rx = match self.rx.try_lock() {
+        let rx = match self.rx.try_lock() {
             Ok(rx) => rx,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        Some(!matches!(
-            self.fill(&mut rx, Mode::NonBlock),
-            Err(RecvError::Empty)
-        ))
+        Some(self.whole_frame_waits(&rx).unwrap_or(true))
+    }
+
+    /// Whether a `recv` now would end without waiting: a whole frame is in
+    /// this handle's buffer, or its rest waits in the socket, or the stream
+    /// ended or broke. Looks only (`MSG_PEEK`): takes nothing.
+    fn whole_frame_waits(&self, rx: &RxState) -> Result<bool, RecvError> {
+        if rx.broken.is_some() || rx.eof {
+            return Ok(true);
+        }
+        let buffered = &rx.buf[rx.start..rx.end];
+        let mut header = [0u8; HEADER_LEN];
+        let have = buffered.len().min(HEADER_LEN);
+        header[..have].copy_from_slice(&buffered[..have]);
+        let (got, waiting) = sock::peek(self.fd.as_fd(), &mut header[have..])?;
+        match got {
+            Received::Eof => return Ok(true),
+            Received::WouldBlock if buffered.len() < HEADER_LEN => return Ok(false),
+            Received::Bytes(n) if have + n < HEADER_LEN => return Ok(false),
+            _ => {}
+        }
+        match Header::parse(&header, self.max_message_size()) {
+            // A bad header is an error `recv` reports at once.
+            Err(_) => Ok(true),
+            Ok(h) => Ok(buffered.len() + waiting >= HEADER_LEN + h.len as usize),
+        }
     }
 
     /// Every receive: waits (per `mode`) until one whole frame is buffered,

@@ -107,6 +107,27 @@ pub(crate) fn send_all(
     Ok(())
 }
 
+/// Looks at what waits in the socket without taking it: copies up to
+/// `buf.len()` bytes (no descriptors: those stay with the bytes they came
+/// with) and says how many bytes wait in all. `Eof` when the peer closed and
+/// nothing is left, `WouldBlock` when nothing waits.
+pub(crate) fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(Received, usize)> {
+    let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+    loop {
+        match rustix::net::recv(fd, &mut *buf, flags) {
+            Ok((0, _)) if !buf.is_empty() => return Ok((Received::Eof, 0)),
+            Ok((n, _)) => {
+                let waiting = rustix::io::ioctl_fionread(fd)? as usize;
+                return Ok((Received::Bytes(n), waiting.max(n)));
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok((Received::WouldBlock, 0)),
+            Err(Errno::CONNRESET) => return Ok((Received::Eof, 0)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Outcome of one receive.
 #[derive(Debug)]
 pub(crate) enum Received {
