@@ -1,19 +1,21 @@
 //! The tour's story of connections between processes that did not start each
 //! other: a server process, two clients and an intruder with the wrong key.
 
-use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use multiproc::ipc::{AuthKey, Client, ConnectError, Listener};
+use multiproc::ipc::{AuthKey, Client, Listener};
 use multiproc::process::Process;
+use multiproc::sync::Event;
 
-/// The server: accepts until it has served `clients` authenticated clients,
-/// answering each message; reports whom it turned away.
-fn server((address, key, clients): (String, Vec<u8>, usize)) -> Vec<String> {
+/// The server: says when it listens, then accepts until it has served
+/// `clients` authenticated clients (answering each message) and turned one
+/// intruder away; reports what it told the intruder.
+fn server((address, key, clients, listening): (String, Vec<u8>, usize, Event)) -> Vec<String> {
     let listener = Listener::bind(address.as_str(), key).expect("bind");
+    listening.set();
     let mut log = Vec::new();
     let mut served = 0;
-    while served < clients {
+    while served < clients || log.is_empty() {
         match listener.accept() {
             Ok(conn) => {
                 while let Ok(msg) = conn.recv::<String>() {
@@ -28,20 +30,11 @@ fn server((address, key, clients): (String, Vec<u8>, usize)) -> Vec<String> {
     log
 }
 
-/// A client: connects with `key` (retrying while the server is not yet
-/// listening), says two things, returns the answers.
+/// A client: connects with `key` (the server listens already), says two
+/// things, returns the answers.
 fn client((address, key, who): (String, Vec<u8>, String)) -> Result<Vec<String>, String> {
-    let give_up = Instant::now() + Duration::from_secs(10);
-    let conn = loop {
-        match Client::connect(address.as_str(), key.as_slice()) {
-            Err(ConnectError::Io(e))
-                if e.kind() == io::ErrorKind::ConnectionRefused && Instant::now() < give_up =>
-            {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            other => break other.map_err(|e| e.to_string())?,
-        }
-    };
+    let conn = Client::connect_timeout(address.as_str(), key.as_slice(), Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
     let mut heard = Vec::new();
     for word in ["hello", "goodbye"] {
         conn.send(&format!("{who} says {word}"))
@@ -57,7 +50,12 @@ pub fn listener_and_clients() -> Result<(), Box<dyn std::error::Error>> {
         .as_bytes()
         .expect("a random key")
         .to_vec();
-    let mut server = Process::start(server, (address.clone(), key.clone(), 2))?;
+    let listening = Event::new()?;
+    let mut server = Process::start(server, (address.clone(), key.clone(), 2, listening.clone()))?;
+    // Every client starts once the server listens: none can arrive early.
+    if !listening.wait_timeout(Duration::from_secs(10)) {
+        return Err("the server did not start listening".into());
+    }
     let start_client =
         |who: &str, key: Vec<u8>| Process::start(client, (address.clone(), key, who.to_string()));
     let mut intruder = start_client("intruder", b"a guess".to_vec())?;
