@@ -226,22 +226,23 @@ fn workers_are_recycled_after_max_tasks() {
 fn shutdown_with_and_without_cancel() {
     let _c = common::clean();
     let pool = ProcessPool::new(1);
+    let started = marker("shutdown-started");
     let running = pool.submit(
-        |ms: u64| {
-            std::thread::sleep(Duration::from_millis(ms));
-            ms
+        |path: String| {
+            std::fs::write(path, b"started").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            100u64
         },
-        100,
+        started.clone(),
     );
     let queued: Vec<_> = (0..5u64).map(|x| pool.submit(square, x)).collect();
-    while !running.running() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for(&started);
     pool.shutdown(true, true);
     assert_eq!(running.result_in_time(), Ok(100), "a running task finishes");
     for f in &queued {
-        let r = f.result_in_time();
-        assert!(r == Err(TaskError::ShutDown) || r.is_ok(), "queued: {r:?}");
+        // Queued, or handed to the worker and not started: cancelled.
+        assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
+        assert!(f.cancelled());
     }
     assert_eq!(
         pool.submit(square, 2).result_in_time(),

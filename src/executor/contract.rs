@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::futures::{Future, TaskError};
+use crate::process::RemoteFn;
 
 /// How a `map` cuts its items into tasks and how far it runs ahead of the
 /// consumer; Python's `chunksize` and `buffersize` arguments of
@@ -86,7 +87,7 @@ pub trait Executor {
     /// Runs `f(arg)` on the pool; returns at once with its future.
     fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static;
 
@@ -100,7 +101,7 @@ pub trait Executor {
         options: MapOptions,
     ) -> impl Iterator<Item = Result<R, TaskError>> + 'a
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static;
 
@@ -111,7 +112,7 @@ pub trait Executor {
         items: impl IntoIterator<Item = A, IntoIter: 'a>,
     ) -> impl Iterator<Item = Result<R, TaskError>> + 'a
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {

@@ -251,8 +251,8 @@ impl Connection {
         let deadline = deadline_after(timeout);
         let mut first = true;
         loop {
-            let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-            if self.whole_frame_waits(&rx)? {
+            let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+            if self.whole_frame_waits(&mut rx)? {
                 return Ok(true);
             }
             drop(rx);
@@ -275,18 +275,21 @@ impl Connection {
     /// not, `None` when another thread is receiving and only the socket can
     /// tell. Takes nothing from the socket.
     pub(crate) fn ready_now(&self) -> Option<bool> {
-        let rx = match self.rx.try_lock() {
+        let mut rx = match self.rx.try_lock() {
             Ok(rx) => rx,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        Some(self.whole_frame_waits(&rx).unwrap_or(true))
+        Some(self.whole_frame_waits(&mut rx).unwrap_or(true))
     }
 
     /// Whether a `recv` now would end without waiting: a whole frame is in
     /// this handle's buffer, or its rest waits in the socket, or the stream
-    /// ended or broke. Looks only (`MSG_PEEK`): takes nothing.
-    fn whole_frame_waits(&self, rx: &RxState) -> Result<bool, RecvError> {
+    /// ended or broke. Looks only (`MSG_PEEK`), taking nothing — except
+    /// when a frame too large to wait whole in the socket's buffer has begun
+    /// to arrive: then what is there is read into this handle's buffer
+    /// (else its sender could never finish).
+    fn whole_frame_waits(&self, rx: &mut RxState) -> Result<bool, RecvError> {
         if rx.broken.is_some() || rx.eof {
             return Ok(true);
         }
@@ -301,10 +304,22 @@ impl Connection {
             Received::Bytes(n) if have + n < HEADER_LEN => return Ok(false),
             _ => {}
         }
-        match Header::parse(&header, self.max_message_size()) {
+        let need = match Header::parse(&header, self.max_message_size()) {
             // A bad header is an error `recv` reports at once.
+            Err(_) => return Ok(true),
+            Ok(h) => HEADER_LEN + h.len as usize,
+        };
+        if buffered.len() + waiting >= need {
+            return Ok(true);
+        }
+        if waiting < READ_CHUNK {
+            return Ok(false);
+        }
+        match self.fill(rx, Mode::NonBlock) {
+            Ok(_) => Ok(true),
+            Err(RecvError::Empty) => Ok(false),
+            Err(RecvError::Io(e)) => Err(RecvError::Io(e)),
             Err(_) => Ok(true),
-            Ok(h) => Ok(buffered.len() + waiting >= HEADER_LEN + h.len as usize),
         }
     }
 

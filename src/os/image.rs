@@ -146,7 +146,7 @@ impl<C> Entry<C> {
 /// Fails to compile (at monomorphization) when `F` is not zero-sized, that is
 /// when a closure captures something: this is the crate's one capture check,
 /// and its message is the one a user sees.
-pub(crate) fn zero_sized_fn<F: Copy + 'static>() -> F {
+pub(crate) fn zero_sized_fn<F: Copy>() -> F {
     const {
         assert!(
             std::mem::size_of::<F>() == 0,

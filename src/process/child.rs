@@ -137,7 +137,7 @@ mod tests {
         x * 2
     }
 
-    fn entry_of<F: FnOnce(u8) -> u8 + Copy + 'static>(_: F) -> ChildEntry {
+    fn entry_of<F: FnOnce(u8) -> u8 + Copy>(_: F) -> ChildEntry {
         super::super::remote::entry_for::<F, u8, u8, ChildCall>()
     }
 

@@ -16,7 +16,7 @@ use crate::os::sock;
 use super::child::{self, ChildCall, StartHeader};
 use super::child_proc::{ChildProc, Reaper};
 use super::error::{ProcessError, StartError};
-use super::remote::{self, Outcome};
+use super::remote::{self, Outcome, RemoteFn};
 use super::{forkserver, registry};
 
 /// How a child process is created.
@@ -98,7 +98,7 @@ impl Builder {
     /// ```
     pub fn start<F, A, R>(self, f: F, arg: A) -> Result<Process<R>, StartError>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
@@ -211,7 +211,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// Starts `f(arg)` in a new process with the default [`Builder`].
     pub fn start<F, A>(f: F, arg: A) -> Result<Process<R>, StartError>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned,
     {
         Builder::new().start(f, arg)

@@ -43,6 +43,7 @@ pub use error::{ProcessError, StartError};
 pub use forkserver::ensure_running as ensure_fork_server;
 pub use handle::{Builder, Process, StartMethod};
 pub use registry::ProcessInfo;
+pub use remote::RemoteFn;
 
 /// This process: its pid and name (`"MainProcess"` unless it is a child).
 pub fn current_process() -> ProcessInfo {

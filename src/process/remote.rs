@@ -44,6 +44,60 @@ impl<R> From<PanicReport> for Outcome<R> {
     }
 }
 
+/// A function that can run in another process: a fn item, or a closure
+/// that captures nothing, taking an `A` and returning an `R` (Python's
+/// pools refuse lambdas; these are welcome). Implemented for every such
+/// type; a closure that captures something is refused at compile time with
+/// a message that says what to do.
+///
+/// The three ways to capture, each refused with that message (the
+/// error codes are checked here; the messages read "cannot run in another
+/// process … pass the data it needs as the argument instead" and "a closure
+/// run in another process must not capture anything; pass the data it needs
+/// as the argument instead"):
+///
+/// ```compile_fail,E0277
+/// // A `String` captured: not `Copy`, so not a `RemoteFn`.
+/// let greeting = String::from("hello");
+/// multiproc::process::Process::start(move |n: u32| format!("{greeting} {n}"), 1);
+/// ```
+///
+/// ```compile_fail,E0080
+/// // A `u32` captured: `Copy`, but it would have to travel: refused too.
+/// let factor = 3u32;
+/// multiproc::process::Process::start(move |x: u32| x * factor, 2);
+/// ```
+///
+/// ```compile_fail,E0080
+/// // A borrow captured: refused (a reference cannot cross a process).
+/// let words = vec!["a", "b"];
+/// let pool = multiproc::executor::ProcessPool::new(1);
+/// pool.submit(|i: usize| words[i].len(), 0);
+/// ```
+///
+/// What to write instead: pass the data as the argument.
+///
+/// ```
+/// let greeting = String::from("hello");
+/// let mut p = multiproc::process::Process::start(
+///     |(greeting, n): (String, u32)| format!("{greeting} {n}"),
+///     (greeting, 1),
+/// )?;
+/// assert_eq!(p.join()?, "hello 1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run in another process with an argument of type `{A}`: it captures something, or does not take `{A}`",
+    label = "a closure sent to another process must capture nothing",
+    note = "pass the data it needs as the argument instead: `|(x, data): (u32, Vec<u8>)| ...` with `(x, data)` as the argument"
+)]
+pub trait RemoteFn<A, R>: FnOnce(A) -> R + Copy + Send {}
+
+// The error names `RemoteFn` (and says what to do), not the `Copy` of some
+// captured type that the compiler would otherwise dig out of this impl.
+#[diagnostic::do_not_recommend]
+impl<F: FnOnce(A) -> R + Copy + Send, A, R> RemoteFn<A, R> for F {}
+
 /// A transport: where a call's argument comes from and where its outcome
 /// goes.
 pub(crate) trait Call: Sized + 'static {
@@ -62,7 +116,7 @@ pub(crate) trait Call: Sized + 'static {
 /// transport `C`. Naming a capturing closure here is a compile error.
 pub(crate) fn entry_for<F, A, R, C>() -> Entry<C>
 where
-    F: FnOnce(A) -> R + Copy + 'static,
+    F: FnOnce(A) -> R + Copy,
     A: DeserializeOwned,
     R: Serialize,
     C: Call,
@@ -73,7 +127,7 @@ where
 /// The other side of [`entry_for`]: decodes, calls, catches, reports.
 fn trampoline<F, A, R, C>(mut call: C) -> i32
 where
-    F: FnOnce(A) -> R + Copy + 'static,
+    F: FnOnce(A) -> R + Copy,
     A: DeserializeOwned,
     R: Serialize,
     C: Call,

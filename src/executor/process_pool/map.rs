@@ -17,7 +17,7 @@ use crate::os::image::zero_sized_fn;
 /// The task that runs one chunk in a worker: `f` over every item.
 pub(crate) fn run_chunk<F, A, R>(items: Vec<A>) -> Vec<R>
 where
-    F: FnOnce(A) -> R + Copy + 'static,
+    F: FnOnce(A) -> R + Copy,
 {
     let f = zero_sized_fn::<F>();
     // `F` is only `FnOnce + Copy`: the closure copies it for each call,
@@ -51,11 +51,11 @@ where
         options: MapOptions,
     ) -> Self
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: FnOnce(A) -> R + Copy + Send,
     {
         fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Vec<R>>
         where
-            F: FnOnce(A) -> R + Copy + Send + 'static,
+            F: FnOnce(A) -> R + Copy + Send,
             A: Serialize + DeserializeOwned + 'static,
             R: Serialize + DeserializeOwned + Send + 'static,
         {
@@ -137,7 +137,7 @@ where
         options: MapOptions,
     ) -> Self
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: FnOnce(A) -> R + Copy + Send,
     {
         ProcessMap {
             feed: Feed::new::<F>(pool, items, options),
@@ -225,7 +225,7 @@ where
         options: MapOptions,
     ) -> Self
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: FnOnce(A) -> R + Copy + Send,
     {
         let (done_tx, done_rx) = mpsc::channel();
         ProcessMapUnordered {

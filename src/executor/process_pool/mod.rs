@@ -36,7 +36,7 @@ use crate::codec;
 use crate::futures::state::{Promise, Stopper};
 use crate::futures::{Future, TaskError};
 use crate::ipc::Pipe;
-use crate::process::StartMethod;
+use crate::process::{RemoteFn, StartMethod};
 
 use super::contract::{Executor, MapOptions};
 
@@ -200,7 +200,7 @@ impl Builder {
     /// every task fails with [`TaskError::Broken`] saying why.
     pub fn initializer<F, A>(mut self, _f: F, arg: A) -> Builder
     where
-        F: FnOnce(A) + Copy + Send + 'static,
+        F: RemoteFn<A, ()>,
         A: Serialize + DeserializeOwned,
     {
         self.init = Some(
@@ -450,7 +450,7 @@ impl ProcessPool {
     /// Runs `f(arg)` in a worker; returns at once.
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -460,7 +460,7 @@ impl ProcessPool {
     /// [`submit`](Self::submit) with options (a timeout).
     pub fn submit_with<F, A, R>(&self, _f: F, arg: A, options: TaskOptions) -> Future<R>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -537,7 +537,7 @@ impl ProcessPool {
         items: impl IntoIterator<Item = A, IntoIter: 'a>,
     ) -> ProcessMap<'a, A, R>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -571,7 +571,7 @@ impl ProcessPool {
         options: MapOptions,
     ) -> ProcessMap<'a, A, R>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -587,7 +587,7 @@ impl ProcessPool {
         items: impl IntoIterator<Item = A, IntoIter: 'a>,
     ) -> ProcessMapUnordered<'a, A, R>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -614,7 +614,7 @@ impl ProcessPool {
         options: MapOptions,
     ) -> ProcessMapUnordered<'a, A, R>
     where
-        F: FnOnce(A) -> R + Copy + Send + 'static,
+        F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -670,7 +670,7 @@ impl Drop for ProcessPool {
 impl Executor for ProcessPool {
     fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -684,7 +684,7 @@ impl Executor for ProcessPool {
         options: MapOptions,
     ) -> impl Iterator<Item = Result<R, TaskError>> + 'a
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {

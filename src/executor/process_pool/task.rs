@@ -28,7 +28,7 @@ pub(crate) type TaskEntry = Entry<TaskCall>;
 /// The entry for `F` called with an `A`, returning an `R`.
 pub(crate) fn entry_for<F, A, R>() -> TaskEntry
 where
-    F: FnOnce(A) -> R + Copy + 'static,
+    F: FnOnce(A) -> R + Copy,
     A: DeserializeOwned,
     R: Serialize,
 {

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::process::RemoteFn;
 pub use map::ThreadMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -282,7 +283,7 @@ impl std::fmt::Debug for ThreadPool {
 impl Executor for ThreadPool {
     fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -296,7 +297,7 @@ impl Executor for ThreadPool {
         options: MapOptions,
     ) -> impl Iterator<Item = Result<R, TaskError>> + 'a
     where
-        F: FnOnce(A) -> R + Copy + Send + Sync + 'static,
+        F: RemoteFn<A, R> + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
