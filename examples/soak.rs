@@ -99,7 +99,10 @@ fn pool_load(stats: &Stats, stop: &AtomicBool, rng: &mut Rng) {
         }
         // A kill fails at most the one task its worker was running.
         if failures > killed as u64 {
-            stats.anomaly(format!("{failures} tasks failed with {} kill", killed as u8));
+            stats.anomaly(format!(
+                "{failures} tasks failed with {} kill",
+                killed as u8
+            ));
         }
         stats.task_failures.fetch_add(failures, Ordering::Relaxed);
         stats.tasks.fetch_add(200 - failures, Ordering::Relaxed);
@@ -214,7 +217,9 @@ fn lock_load(stats: &Stats, stop: &AtomicBool, rng: &mut Rng) {
         if now <= last {
             stats.anomaly(format!("the counter did not move: {now}"));
         }
-        stats.lock_rounds.fetch_add(now - last.min(now), Ordering::Relaxed);
+        stats
+            .lock_rounds
+            .fetch_add(now - last.min(now), Ordering::Relaxed);
         last = now;
     }
     for mut h in holders {
@@ -228,7 +233,11 @@ fn lock_load(stats: &Stats, stop: &AtomicBool, rng: &mut Rng) {
 fn resources() -> (u64, usize, usize, usize) {
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4);
     let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
     let me = std::process::id().to_string();
@@ -256,21 +265,45 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|m| m.parse().ok())
         .unwrap_or(1);
-    let seed = Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let seed = Instant::now().elapsed().as_nanos() as u64
+        ^ std::process::id() as u64
+        ^ 0x9e37_79b9_7f4a_7c15;
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let loads: Vec<_> = [pool_load as fn(&Stats, &AtomicBool, &mut Rng), queue_load, lock_load]
-        .into_iter()
-        .enumerate()
-        .map(|(i, load)| {
-            let (stats, stop) = (stats.clone(), stop.clone());
-            std::thread::spawn(move || load(&stats, &stop, &mut Rng(seed.wrapping_add(i as u64 * 7919) | 1)))
+    let loads: Vec<_> = [
+        pool_load as fn(&Stats, &AtomicBool, &mut Rng),
+        queue_load,
+        lock_load,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, load)| {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        std::thread::spawn(move || {
+            load(
+                &stats,
+                &stop,
+                &mut Rng(seed.wrapping_add(i as u64 * 7919) | 1),
+            )
         })
-        .collect();
+    })
+    .collect();
     println!(
         "{:>6} {:>10} {:>8} {:>8} {:>11} {:>6} {:>7} {:>10} {:>6} {:>7} {:>9} {:>4} {:>9} {:>4}",
-        "minute", "tasks", "w.kills", "t.fails", "messages", "p.kill", "lost", "lock rnds", "h.kill",
-        "recover", "rss KiB", "fds", "children", "shm"
+        "minute",
+        "tasks",
+        "w.kills",
+        "t.fails",
+        "messages",
+        "p.kill",
+        "lost",
+        "lock rnds",
+        "h.kill",
+        "recover",
+        "rss KiB",
+        "fds",
+        "children",
+        "shm"
     );
     let mut first: Option<(u64, usize, usize, usize)> = None;
     let mut last = (0, 0, 0, 0);

@@ -387,3 +387,56 @@ fn set_then_clear_frees_the_processes_waiting_at_the_set() {
     assert!(!e.is_set());
     assert!(Barrier::new(0).is_err());
 }
+
+#[test]
+fn units_held_by_killed_processes_come_back() {
+    let _c = common::clean();
+    let slots = Semaphore::bounded(2).unwrap();
+    for round in 0..25 {
+        // Two holders take both units and are killed holding them (one
+        // through its guard, one after `forget`).
+        let (here, there) = Pipe::duplex().unwrap();
+        let mut holder = Process::start(
+            |(s, c): (Semaphore, multiproc::ipc::Connection)| {
+                let _a = s.acquire();
+                s.acquire().forget();
+                c.send(&()).unwrap();
+                std::thread::sleep(Duration::from_secs(60));
+            },
+            (slots.clone(), there),
+        )
+        .unwrap();
+        here.recv_timeout::<()>(Duration::from_secs(60)).unwrap();
+        assert_eq!(slots.available(), 0, "round {round}");
+        holder.kill().unwrap();
+        let _ = holder.join_in_time();
+        // A waiter finds the dead holder's units and gets one.
+        let a = slots
+            .acquire_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("round {round}: the units did not come back"));
+        let b = slots.try_acquire().expect("the second unit came back too");
+        drop((a, b));
+        assert_eq!(slots.available(), 2, "round {round}: the count is intact");
+    }
+    // A unit given back by another process than the one that took it is
+    // not returned twice when the taker dies.
+    let s = Semaphore::bounded(1).unwrap();
+    let mut taker = Process::start(
+        |s: Semaphore| {
+            s.acquire().forget();
+        },
+        s.clone(),
+    )
+    .unwrap();
+    taker.join_in_time().unwrap();
+    s.release(1).unwrap(); // released here, on the dead taker's behalf
+    let held = s
+        .acquire_timeout(Duration::from_millis(50))
+        .expect("one unit");
+    assert!(
+        s.acquire_timeout(Duration::from_millis(50)).is_none(),
+        "not two"
+    );
+    drop(held);
+    assert_eq!(s.available(), 1);
+}

@@ -32,4 +32,4 @@ pub use condvar::Condvar;
 pub use event::Event;
 pub use mutex::{Lock, LockGuard, Mutex, MutexGuard, PoisonCause, Poisoned, TryLockError};
 pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{OverRelease, Semaphore, SemaphoreGuard};
+pub use semaphore::{OverRelease, Semaphore, SemaphoreGuard, TRACKED_HOLDERS};

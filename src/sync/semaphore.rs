@@ -2,12 +2,31 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::region::{Region, SharedSafe, shared_handle};
 use crate::blocking::Wait;
 use crate::os::shm;
+
+/// Processes whose units are tracked at once (the rest of a crowd holds
+/// units untracked: as in Python, lost if it dies).
+pub const TRACKED_HOLDERS: usize = 32;
+
+/// A process holding units: who (its identity, 0 for a free slot,
+/// [`RECOVERING`] while a waiter returns a dead holder's units), and how
+/// many.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Holder {
+    who: AtomicU64,
+    units: AtomicU32,
+}
+
+const RECOVERING: u64 = u64::MAX;
+
+/// How long a waiter sleeps before it looks for dead holders.
+const NAP: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -17,10 +36,90 @@ pub(crate) struct SemaphoreState {
     /// 0: unbounded; otherwise the initial value, which `release` may not
     /// exceed.
     bound: AtomicU32,
+    holders: [Holder; TRACKED_HOLDERS],
 }
 
-// SAFETY: atomics only; all zero is a semaphore at 0, unbounded.
+// SAFETY: atomics only; all zero is a semaphore at 0, unbounded, with no
+// holder.
 unsafe impl SharedSafe for SemaphoreState {}
+
+impl SemaphoreState {
+    /// Notes that this process took a unit (after it did: a death in
+    /// between loses the unit, never adds one).
+    fn note_taken(&self) {
+        let me = shm::process_id();
+        if let Some(h) = self
+            .holders
+            .iter()
+            .find(|h| h.who.load(Ordering::Acquire) == me)
+        {
+            h.units.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        for h in &self.holders {
+            if h.who.load(Ordering::Relaxed) == 0
+                && h.who
+                    .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                h.units.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+        }
+        // A full table: this unit is not tracked.
+    }
+
+    /// Notes that `n` units came back: this process's own first, then
+    /// anyone's (a unit may be released by another process than the one
+    /// that took it). Never more than were noted: a dead holder's units
+    /// are returned at most once.
+    fn note_returned(&self, mut n: u32) {
+        let me = shm::process_id();
+        let mine = self
+            .holders
+            .iter()
+            .filter(|h| h.who.load(Ordering::Acquire) == me);
+        let others = self.holders.iter().filter(|h| {
+            let who = h.who.load(Ordering::Acquire);
+            who != me && who != 0 && who != RECOVERING
+        });
+        for h in mine.chain(others) {
+            if n == 0 {
+                return;
+            }
+            let took = h
+                .units
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u - u.min(n)))
+                .map_or(0, |before| before.min(n));
+            n -= took;
+        }
+    }
+
+    /// Gives the units of dead holders back to the count; how many.
+    fn recover_dead(&self) -> u32 {
+        let mut back = 0;
+        for h in &self.holders {
+            let who = h.who.load(Ordering::Acquire);
+            if who == 0 || who == RECOVERING || shm::is_alive(who) {
+                continue;
+            }
+            // One waiter recovers each dead holder.
+            if h.who
+                .compare_exchange(who, RECOVERING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let units = h.units.swap(0, Ordering::AcqRel);
+            if units > 0 {
+                self.count.fetch_add(units, Ordering::SeqCst);
+                back += units;
+            }
+            h.who.store(0, Ordering::Release);
+        }
+        back
+    }
+}
 
 /// `release` would raise a bounded semaphore above its initial value (or
 /// any semaphore above the most it can count). The same error for
@@ -57,9 +156,19 @@ pub struct OverRelease {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// A semaphore has no owner: if a process dies between `acquire` and
-/// `release`, its unit is gone (as in Python and POSIX). Where that matters,
-/// use a [`Mutex`](super::Mutex), whose holder's death is detected.
+/// # Differences from Python
+///
+/// A unit held by a process that dies comes back: the semaphore notes which
+/// process holds how many units (up to [`TRACKED_HOLDERS`] processes at
+/// once), and a waiter that finds no unit looks every 5 ms for holders that
+/// died and returns their units. In Python (and POSIX) such a unit is gone
+/// for good. A unit taken by a process beyond the first
+/// [`TRACKED_HOLDERS`] holding at once is not tracked, and a process killed
+/// in the instant between taking a unit and noting it loses that unit, as
+/// in Python. A unit taken by one process and released by another (after
+/// [`forget`](SemaphoreGuard::forget)) is the taker's until then: released
+/// after the taker has ended, it comes back twice (a bounded semaphore
+/// then reports [`OverRelease`]).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Semaphore {
@@ -143,11 +252,17 @@ impl Semaphore {
     }
 
     fn take_one(&self) -> bool {
-        let count = &self.s().count;
-        let mut n = count.load(Ordering::Relaxed);
+        let s = self.s();
+        let mut n = s.count.load(Ordering::Relaxed);
         while n > 0 {
-            match count.compare_exchange_weak(n, n - 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return true,
+            match s
+                .count
+                .compare_exchange_weak(n, n - 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    s.note_taken();
+                    return true;
+                }
                 Err(m) => n = m,
             }
         }
@@ -185,11 +300,17 @@ impl Semaphore {
             if self.take_one() {
                 break true;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 break false;
             }
-            // Sleeps only while the count is still 0.
-            shm::wait(&s.count, 0, deadline);
+            // Sleeps only while the count is still 0, a nap at most: then
+            // looks for holders that died with units.
+            let nap = now + NAP;
+            shm::wait(&s.count, 0, Some(deadline.map_or(nap, |d| d.min(nap))));
+            if s.count.load(Ordering::Relaxed) == 0 && s.recover_dead() > 0 {
+                shm::wake(&s.count, u32::MAX >> 1);
+            }
         };
         s.waiters.fetch_sub(1, Ordering::SeqCst);
         if got {
@@ -212,11 +333,16 @@ impl Semaphore {
             limit: limit as usize,
         };
         let n = u32::try_from(n).map_err(|_| over)?;
+        // Noted as returned first: a death after this loses the units
+        // (never returns them twice).
+        s.note_returned(n);
         let mut count = s.count.load(Ordering::Relaxed);
         loop {
             let Some(next) = count.checked_add(n).filter(|&c| c <= limit) else {
                 return Err(over);
             };
+            // (An over-release noted the units as returned: they were not
+            // held, so nothing is lost.)
             match s
                 .count
                 .compare_exchange_weak(count, next, Ordering::SeqCst, Ordering::Relaxed)
