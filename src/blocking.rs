@@ -71,3 +71,32 @@ pub(crate) fn wait_while<'a, T>(
         }
     }
 }
+
+/// Defines the guard of a semaphore type: one unit, given back on drop by
+/// `$give_back` (a method of the semaphore taking the number of units);
+/// `forget` keeps it. The thread and the process semaphores share it.
+macro_rules! semaphore_guard {
+    ($(#[$doc:meta])* $guard:ident for $sem:ty, $give_back:ident) => {
+        $(#[$doc])*
+        #[must_use = "dropping the guard releases the unit at once"]
+        #[derive(Debug)]
+        pub struct $guard<'a> {
+            sem: &'a $sem,
+        }
+
+        impl $guard<'_> {
+            /// Keeps the unit taken; give it back later with `release`.
+            pub fn forget(self) {
+                std::mem::forget(self);
+            }
+        }
+
+        impl Drop for $guard<'_> {
+            fn drop(&mut self) {
+                // A unit that was taken always fits back.
+                let _ = self.sem.$give_back(1);
+            }
+        }
+    };
+}
+pub(crate) use semaphore_guard;

@@ -177,27 +177,10 @@ pub struct Semaphore {
 
 shared_handle!(Semaphore);
 
-/// A unit of a [`Semaphore`]; dropping it releases it.
-#[must_use = "dropping the guard releases the unit at once"]
-#[derive(Debug)]
-pub struct SemaphoreGuard<'a> {
-    sem: &'a Semaphore,
-}
-
-impl SemaphoreGuard<'_> {
-    /// Keeps the unit taken; give it back later with
-    /// [`Semaphore::release`].
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for SemaphoreGuard<'_> {
-    fn drop(&mut self) {
-        // A unit that was taken always fits back.
-        let _ = self.sem.release(1);
-    }
-}
+crate::blocking::semaphore_guard!(
+    /// A unit of a [`Semaphore`]; dropping it releases it.
+    SemaphoreGuard for Semaphore, release
+);
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

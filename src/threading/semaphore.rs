@@ -37,26 +37,11 @@ pub struct Semaphore {
     cond: Condvar,
 }
 
-/// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; dropping it
-/// releases it.
-#[must_use = "dropping the guard releases the permit at once"]
-#[derive(Debug)]
-pub struct SemaphoreGuard<'a> {
-    sem: &'a Semaphore,
-}
-
-impl SemaphoreGuard<'_> {
-    /// Keeps the permit taken; give it back later with `release`.
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for SemaphoreGuard<'_> {
-    fn drop(&mut self) {
-        self.sem.add(1);
-    }
-}
+crate::blocking::semaphore_guard!(
+    /// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; dropping it
+    /// releases it.
+    SemaphoreGuard for Semaphore, add
+);
 
 impl Semaphore {
     /// A semaphore with `permits` permits. `const`: it can be a `static`.
