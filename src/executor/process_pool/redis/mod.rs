@@ -54,8 +54,9 @@
 //! (with the size cap) before anything in it is read: a message with a
 //! wrong key, forged or too large is dropped and counted, never executed.
 //! The Redis password or ACL user goes in the URL
-//! (`redis://user:password@host/`); keys share one hash tag, so Redis
-//! Cluster works.
+//! (`redis://user:password@host/`). Every key of a pool shares one hash
+//! tag (one Cluster slot), but the pool and its agents talk to one Redis
+//! server: a Redis Cluster client is not used yet.
 
 mod agent;
 mod client;
