@@ -66,7 +66,12 @@ pub(crate) fn next_name() -> String {
 }
 
 pub(crate) fn register(child: &Arc<ChildProc>) {
-    lock(&CHILDREN).push(Arc::downgrade(child));
+    let mut children = lock(&CHILDREN);
+    // The entries of children whose handles are gone go now: a `Weak`
+    // keeps its allocation, and a pool that replaces workers for hours
+    // starts millions of children (found by the soak run: +1.6 MB/min).
+    children.retain(|w| w.strong_count() > 0);
+    children.push(Arc::downgrade(child));
 }
 
 /// A handle dropped while its process still ran: it is reaped later (like
