@@ -88,6 +88,30 @@
 //! assert_eq!(slow.result(), Ok("slow"));
 //! ```
 //!
+//! A process pool gives the same futures, with what threads cannot give: a
+//! worker that dies (a segfault, an `abort`, the OOM killer) fails only the
+//! task it ran and is replaced; a task past its deadline is killed;
+//! `cancel()` stops a running task; closures that capture nothing are
+//! welcome (Python's pools refuse lambdas):
+//!
+//! ```
+//! use std::time::Duration;
+//! use multiproc::executor::{MapOptions, ProcessPool, TaskOptions};
+//! use multiproc::futures::TaskError;
+//!
+//! let pool = ProcessPool::new(2);
+//! let crash = pool.submit(|()| -> u64 { std::process::abort() }, ());
+//! let hang = pool.submit_with(|()| -> u64 { loop { std::thread::sleep(Duration::from_secs(1)) } }, (),
+//!                             TaskOptions::timeout(Duration::from_millis(100)));
+//! let fine = pool.submit(|x: u64| x * x, 7);
+//! assert!(matches!(crash.result(), Err(TaskError::WorkerDied { .. })));
+//! assert!(matches!(hang.result(), Err(TaskError::DeadlineExceeded(_))));
+//! assert_eq!(fine.result(), Ok(49));
+//! let total: u64 = pool.map_with(|x: u64| x + 1, 0..1000, MapOptions::default().chunksize(100))
+//!     .map(Result::unwrap).sum();
+//! assert_eq!(total, 500_500);
+//! ```
+//!
 //! And the `queue` module, with exact lengths, `task_done`/`join` and
 //! `shutdown`:
 //!
@@ -170,6 +194,12 @@
 //! ```
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "multiproc runs on Linux only: it needs memfd_create, futexes on shared memory, pidfds, \
+     SCM_RIGHTS and /proc (Linux 5.4 or newer, glibc or musl)"
+);
 
 mod blocking;
 pub mod codec;
