@@ -14,7 +14,7 @@ use super::protocol::{Done, Hello, Outcome, Ready};
 use super::state::Pending;
 use super::task;
 use crate::futures::TaskError;
-use crate::ipc::{Connection, Pipe, RecvError};
+use crate::ipc::{Connection, Pipe, RecvError, SendError};
 use crate::os::image::ImageId;
 use crate::process::Process;
 
@@ -89,10 +89,16 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
             .map(|(entry, arg)| (image, *entry, ByteBuf::from(arg.clone()))),
         max_memory: cfg.max_memory,
     };
-    if let Err(e) = ours.send(&hello) {
-        let _ = process.kill();
-        let _ = process.join();
-        return Err(format!("cannot start a worker process: {e}"));
+    match ours.send(&hello) {
+        // A worker that died at once (killed from outside, say) is buried
+        // like any worker that dies while starting: its exit status decides
+        // whether it counts toward breaking the pool.
+        Ok(()) | Err(SendError::Closed) | Err(SendError::Io(_)) => {}
+        Err(e) => {
+            let _ = process.kill();
+            let _ = process.join();
+            return Err(format!("cannot start a worker process: {e}"));
+        }
     }
     Ok(Worker {
         process,
