@@ -441,8 +441,10 @@ fn cancel_queued_and_running_remote_tasks() {
         },
         marker.clone(),
     );
-    until("it runs", || Path::new(&marker).exists());
-    let pid: i32 = std::fs::read_to_string(&marker).unwrap().parse().unwrap();
+    // The file appears before its content: wait for a whole pid.
+    let read_pid = || std::fs::read_to_string(&marker).ok()?.parse::<i32>().ok();
+    until("it runs", || read_pid().is_some());
+    let pid = read_pid().unwrap();
     assert!(hung.cancel());
     assert_eq!(hung.result_in_time(), Err(TaskError::Cancelled));
     until("its process is killed", || {
