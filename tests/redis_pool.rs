@@ -48,6 +48,14 @@ impl Redis {
             .get_connection()
             .unwrap()
     }
+
+    /// Tasks waiting in the list of the pool `pool`.
+    fn waiting(&self, pool: &str) -> usize {
+        redis::cmd("LLEN")
+            .arg(format!("{{mp:{pool}}}:tasks"))
+            .query(&mut self.con())
+            .unwrap()
+    }
 }
 
 /// A worker agent: this very executable, made a worker by its environment.
@@ -174,13 +182,7 @@ fn a_killed_agent_fails_only_its_started_tasks() {
     // Two tasks: the first starts on `a`; the second waits in Redis.
     let started = pool.submit(nap, 5_000);
     let retried = pool.submit_with(nap, 300, TaskOptions::default().retries(1));
-    until("the first task runs", || {
-        let n: usize = redis::cmd("LLEN")
-            .arg("{mp:kill}:tasks")
-            .query(&mut redis.con())
-            .unwrap();
-        n == 1
-    });
+    until("the first task runs", || redis.waiting("kill") == 1);
     a.signal(libc::SIGKILL);
     drop(a);
     let _b = Agent::start(&redis, "kill", KEY, 1);
@@ -200,13 +202,7 @@ fn a_started_task_with_retries_runs_again_after_a_lost_agent() {
     let pool = pool(&redis, "retry");
     wait_workers(&pool, 1);
     let f = pool.submit_with(nap, 1_500, TaskOptions::default().retries(1));
-    until("the task runs", || {
-        let n: usize = redis::cmd("LLEN")
-            .arg("{mp:retry}:tasks")
-            .query(&mut redis.con())
-            .unwrap();
-        n == 0
-    });
+    until("the task runs", || redis.waiting("retry") == 0);
     std::thread::sleep(Duration::from_millis(100));
     a.signal(libc::SIGKILL);
     drop(a);
@@ -221,13 +217,7 @@ fn a_frozen_agent_is_fenced_and_its_late_answer_ignored() {
     let pool = pool(&redis, "frozen");
     wait_workers(&pool, 1);
     let f = pool.submit(nap, 700);
-    until("the task runs", || {
-        let n: usize = redis::cmd("LLEN")
-            .arg("{mp:frozen}:tasks")
-            .query(&mut redis.con())
-            .unwrap();
-        n == 0
-    });
+    until("the task runs", || redis.waiting("frozen") == 0);
     a.signal(libc::SIGSTOP);
     // Past its lease (400 ms) the pool fences it: the task fails, once.
     assert!(matches!(
@@ -342,13 +332,7 @@ fn a_forged_task_is_never_executed() {
     // with them, push the forgery, and take the real one out.
     let real = pool.submit(mark, marker.clone());
     let mut con = redis.con();
-    until("the task is in Redis", || {
-        redis::cmd("LLEN")
-            .arg("{mp:forged}:tasks")
-            .query::<usize>(&mut con)
-            .unwrap()
-            == 1
-    });
+    until("the task is in Redis", || redis.waiting("forged") == 1);
     let bytes: Vec<u8> = redis::cmd("RPOP")
         .arg("{mp:forged}:tasks")
         .query(&mut con)
@@ -364,13 +348,7 @@ fn a_forged_task_is_never_executed() {
         .unwrap();
     let _a = Agent::start(&redis, "forged", KEY, 1);
     assert_eq!(pool.submit(square, 6).result_in_time(), Ok(36));
-    until("the forgeries are gone", || {
-        redis::cmd("LLEN")
-            .arg("{mp:forged}:tasks")
-            .query::<usize>(&mut con)
-            .unwrap()
-            == 0
-    });
+    until("the forgeries are gone", || redis.waiting("forged") == 0);
     assert!(!Path::new(&marker).exists(), "a forged task ran");
     real.cancel();
 }
@@ -414,22 +392,9 @@ fn cancel_queued_and_running_remote_tasks() {
     let pool = pool(&redis, "cancel");
     // Queued: no worker yet.
     let queued = pool.submit(nap, 10);
-    let mut con = redis.con();
-    until("it is in Redis", || {
-        redis::cmd("LLEN")
-            .arg("{mp:cancel}:tasks")
-            .query::<usize>(&mut con)
-            .unwrap()
-            == 1
-    });
+    until("it is in Redis", || redis.waiting("cancel") == 1);
     assert!(queued.cancel());
-    until("it is taken out of Redis", || {
-        redis::cmd("LLEN")
-            .arg("{mp:cancel}:tasks")
-            .query::<usize>(&mut con)
-            .unwrap()
-            == 0
-    });
+    until("it is taken out of Redis", || redis.waiting("cancel") == 0);
     assert_eq!(queued.result_in_time(), Err(TaskError::Cancelled));
     // Running: its process on the worker's machine is killed.
     let _a = Agent::start(&redis, "cancel", KEY, 1);
