@@ -189,7 +189,13 @@ fn malformed_frames_are_typed_errors() {
     raw.write_all(&Header { len: 100, fds: 0 }.to_bytes())
         .unwrap();
     raw.write_all(&[1; 30]).unwrap();
+    assert!(
+        !conn.poll(Duration::ZERO).unwrap(),
+        "half a frame is not ready"
+    );
     drop(raw);
+    // Its sender gone, no more can come: ready, and `recv` says why.
+    assert!(conn.poll(Duration::from_secs(5)).unwrap());
     assert!(matches!(
         conn.recv_bytes(),
         Err(RecvError::Truncated {

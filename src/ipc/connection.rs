@@ -301,7 +301,10 @@ impl Connection {
         match got {
             Received::Eof => return Ok(true),
             Received::WouldBlock if buffered.len() < HEADER_LEN => return Ok(false),
-            Received::Bytes(n) if have + n < HEADER_LEN => return Ok(false),
+            // Half a header: ready only if no more can come.
+            Received::Bytes(n) if have + n < HEADER_LEN => {
+                return Ok(sock::peer_closed(self.fd.as_fd()));
+            }
             _ => {}
         }
         let need = match Header::parse(&header, self.max_message_size()) {
@@ -312,9 +315,11 @@ impl Connection {
         if buffered.len() + waiting >= need {
             return Ok(true);
         }
-        if waiting < READ_CHUNK {
+        if waiting < READ_CHUNK && !sock::peer_closed(self.fd.as_fd()) {
             return Ok(false);
         }
+        // Too large to wait whole in the socket, or its sender is gone with
+        // half of it sent (`recv` then says `Truncated`): read what is there.
         match self.fill(rx, Mode::NonBlock) {
             Ok(_) => Ok(true),
             Err(RecvError::Empty) => Ok(false),

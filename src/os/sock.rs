@@ -220,6 +220,20 @@ pub(crate) fn wait_fds(
     Ok(polls.iter().map(|p| !p.revents().is_empty()).collect())
 }
 
+/// Whether the peer of a stream socket has shut its end (or the socket
+/// failed): what `poll(2)` says at once with `POLLRDHUP`.
+pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut polls = [PollFd::from_borrowed_fd(fd, PollFlags::RDHUP)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut polls, Some(&zero)), Ok(n) if n > 0)
+        && polls[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR)
+}
+
 /// Duplicates a descriptor (close-on-exec).
 pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
     fd.as_fd().try_clone_to_owned()
