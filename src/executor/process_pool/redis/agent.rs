@@ -319,8 +319,11 @@ fn fetch(
     let lease = ctx.keys.lease(&s.worker);
     let mut running = 0usize;
     let mut idle_rounds = 0u32;
+    // An answer that came while this loop waited, for the next step.
+    let mut carried: Option<Finished> = None;
     while !s.lost.load(Ordering::SeqCst) {
-        let mut ended: Vec<Finished> = rx.try_iter().take(256).collect();
+        let mut ended: Vec<Finished> = carried.take().into_iter().collect();
+        ended.extend(rx.try_iter().take(256));
         if ended.is_empty() && running >= slots {
             // Every slot busy: wait for one to end.
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -347,10 +350,7 @@ fn fetch(
                 // Tasks run here: look again when one ends, or soon.
                 let wait = Duration::from_millis(1 << idle_rounds.min(6));
                 idle_rounds += 1;
-                if let Ok(f) = rx.recv_timeout(wait) {
-                    // Put it back for the next step.
-                    let _ = tx.send(f);
-                }
+                carried = rx.recv_timeout(wait).ok();
                 continue;
             }
             // Nothing runs here: wait in Redis for a task, which lands in

@@ -34,6 +34,16 @@ struct Outstanding {
     retries_left: u32,
 }
 
+impl Outstanding {
+    /// The task's next attempt, sealed: what to push again (answers to the
+    /// attempts before it are dropped).
+    fn next_attempt(&mut self, remote: &Remote) -> redis::RedisResult<Vec<u8>> {
+        self.task.attempt += 1;
+        self.sealed = remote.sealed(&Message::Task(self.task.clone()))?;
+        Ok(self.sealed.clone())
+    }
+}
+
 /// What the two threads and the pool share.
 pub(crate) struct Remote {
     cfg: RedisConfig,
@@ -58,6 +68,13 @@ impl Remote {
             dropped: self.dropped.load(Ordering::Relaxed),
             refusals: lock(&self.refusals).clone(),
         }
+    }
+
+    /// A message sealed, for a command on the way to Redis.
+    fn sealed(&self, msg: &Message) -> redis::RedisResult<Vec<u8>> {
+        self.seal
+            .seal(msg)
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))
     }
 
     /// The remote slots the workers announced (0 before any).
@@ -131,12 +148,9 @@ pub(crate) fn start(
 /// Tells workers which build the pool runs, and marks this Redis as the
 /// one we started with.
 fn announce(remote: &Remote, con: &mut redis::Connection) -> redis::RedisResult<()> {
-    let pool = remote
-        .seal
-        .seal(&Message::Pool {
-            build: remote.build,
-        })
-        .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+    let pool = remote.sealed(&Message::Pool {
+        build: remote.build,
+    })?;
     redis::pipe()
         .cmd("SET")
         .arg(remote.keys.pool())
@@ -336,13 +350,10 @@ fn cancel(remote: &Remote, shared: &Shared, con: &mut redis::Connection) -> redi
             }
             continue;
         }
-        let msg = remote
-            .seal
-            .seal(&Message::Cancel {
-                client: remote.client,
-                id,
-            })
-            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let msg = remote.sealed(&Message::Cancel {
+            client: remote.client,
+            id,
+        })?;
         let workers: Vec<String> = redis::cmd("SMEMBERS")
             .arg(remote.keys.workers())
             .query(con)?;
@@ -374,12 +385,7 @@ fn watch(remote: &Remote, con: &mut redis::Connection) -> redis::RedisResult<()>
         announce(remote, con)?;
         let mut resend = Vec::new();
         for o in lock(&remote.table).values_mut() {
-            o.task.attempt += 1;
-            o.sealed = remote
-                .seal
-                .seal(&Message::Task(o.task.clone()))
-                .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-            resend.push(o.sealed.clone());
+            resend.push(o.next_attempt(remote)?);
         }
         for chunk in resend.chunks(1024) {
             redis::cmd("RPUSH")
@@ -485,12 +491,7 @@ fn lost_task(
         return Ok(());
     }
     o.retries_left -= 1;
-    o.task.attempt += 1;
-    o.sealed = remote
-        .seal
-        .seal(&Message::Task(o.task.clone()))
-        .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
-    let again = o.sealed.clone();
+    let again = o.next_attempt(remote)?;
     drop(table);
     redis::cmd("RPUSH")
         .arg(remote.keys.tasks())
