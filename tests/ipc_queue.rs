@@ -282,12 +282,20 @@ fn close_stops_producers_and_drains_consumers() {
     q.put(&1).unwrap();
     q.shutdown();
     assert!(matches!(q.put(&2), Err(PutError::ShutDown)));
-    assert_eq!(q.get().unwrap(), 1);
-    assert!(matches!(q.get(), Err(GetError::ShutDown)));
-    // A getter blocked in another process is released by close.
+    assert_eq!(q.get_timeout(common::DEADLINE).unwrap(), 1);
+    assert!(matches!(
+        q.get_timeout(common::DEADLINE),
+        Err(GetError::ShutDown)
+    ));
+    // A getter blocked in another process is released by shutdown.
     let q: Queue<u8> = Queue::new(1).unwrap();
     let mut p = Process::start(
-        |q: Queue<u8>| matches!(q.get(), Err(GetError::ShutDown)),
+        |q: Queue<u8>| {
+            matches!(
+                q.get_timeout(std::time::Duration::from_secs(120)),
+                Err(GetError::ShutDown)
+            )
+        },
         q.clone(),
     )
     .unwrap();

@@ -320,10 +320,13 @@ fn rlock_is_reentrant_and_robust() {
         Ok(_) => panic!("a dead holder's RLock came back clean"),
     }
     // Poisoned until declared consistent.
-    assert!(lock.is_poisoned() && lock.lock().is_err());
+    assert!(lock.is_poisoned() && lock.lock_timeout(common::DEADLINE).is_err());
     lock.clear_poison();
     assert!(!lock.is_poisoned());
-    assert_eq!(lock.lock().map(|_| ()).ok(), Some(()));
+    assert_eq!(
+        lock.lock_timeout(common::DEADLINE).map(|_| ()).ok(),
+        Some(())
+    );
 }
 
 #[test]
