@@ -72,3 +72,36 @@ fn code_written_against_the_trait_runs_on_both() {
     assert_eq!(sum_of_squares(&ThreadPool::new(2)), expected);
     assert_eq!(sum_of_squares(&ProcessPool::new(2)), expected);
 }
+
+/// A pool dropped while its thread unwinds: the running task finishes, the
+/// waiting ones are cancelled (not run), on either pool.
+fn a_panic_drops_the_pool<P: Executor + Send + 'static>(pool: P, what: &str) {
+    let dir = fresh_dir(what);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = dir.clone();
+    let unwinding = std::thread::spawn(move || {
+        let running = pool.submit(started_then_wait, d.clone());
+        until("the first task runs", || {
+            Path::new(&format!("{d}/started")).exists()
+        });
+        let waiting: Vec<_> = (0..4u64).map(|x| pool.submit(square, x)).collect();
+        tx.send((running, waiting)).unwrap();
+        panic!("the caller fails");
+    });
+    let (running, waiting) = rx.recv_timeout(common::DEADLINE).unwrap();
+    // The drop cancels the waiting ones while the first still runs.
+    for f in &waiting {
+        assert_eq!(f.result_in_time(), Err(TaskError::Cancelled), "{what}");
+    }
+    std::fs::write(format!("{dir}/go"), b"").unwrap();
+    common::JoinInTime::join_in_time(unwinding).unwrap_err();
+    assert_eq!(running.result_in_time(), Ok(7), "{what}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_pool_dropped_in_a_panic_cancels_what_waits_on_both_pools() {
+    let _c = common::clean();
+    a_panic_drops_the_pool(ThreadPool::new(1), "threads");
+    a_panic_drops_the_pool(ProcessPool::new(1), "processes");
+}

@@ -7,7 +7,7 @@
 //! (Debian package `redis-server`). A missing server fails these tests.
 
 mod common;
-use common::{DEADLINE, ResultInTime, until};
+use common::{DEADLINE, JoinInTime, ResultInTime, Watchdog, until, watchdog};
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -23,23 +23,31 @@ const KEY: &str = "the pool's key";
 mod redis_server;
 
 /// A `redis-server` of our own (see `redis_server`), and connections to it.
-struct Redis(redis_server::RedisServer);
+/// Every test starts one first, so its watchdog goes last: a test stuck
+/// where no deadline reaches aborts the binary instead of hanging CI.
+struct Redis {
+    server: redis_server::RedisServer,
+    _watchdog: Watchdog,
+}
 
 impl Redis {
     fn start() -> Redis {
-        Redis(redis_server::RedisServer::start("redis").unwrap())
+        Redis {
+            server: redis_server::RedisServer::start("redis").unwrap(),
+            _watchdog: watchdog("a Redis pool test"),
+        }
     }
 
     fn url(&self) -> String {
-        self.0.url()
+        self.server.url()
     }
 
     fn restart(&mut self) {
-        self.0.restart().unwrap();
+        self.server.restart().unwrap();
     }
 
     fn kill(&mut self) {
-        self.0.kill();
+        self.server.kill();
     }
 
     fn con(&self) -> redis::Connection {
@@ -55,6 +63,19 @@ impl Redis {
             .arg(format!("{{mp:{pool}}}:tasks"))
             .query(&mut self.con())
             .unwrap()
+    }
+
+    /// Tasks that workers of the pool `pool` took and have not answered.
+    fn taken(&self, pool: &str) -> usize {
+        let mut con = self.con();
+        let lists: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{{mp:{pool}}}:proc:*"))
+            .query(&mut con)
+            .unwrap();
+        lists
+            .iter()
+            .map(|l| redis::cmd("LLEN").arg(l).query::<usize>(&mut con).unwrap())
+            .sum()
     }
 }
 
@@ -182,7 +203,9 @@ fn a_killed_agent_fails_only_its_started_tasks() {
     // Two tasks: the first starts on `a`; the second waits in Redis.
     let started = pool.submit(nap, 5_000);
     let retried = pool.submit_with(nap, 300, TaskOptions::default().retries(1));
-    until("the first task runs", || redis.waiting("kill") == 1);
+    until("the first task runs", || {
+        redis.taken("kill") == 1 && redis.waiting("kill") == 1
+    });
     a.signal(libc::SIGKILL);
     drop(a);
     let _b = Agent::start(&redis, "kill", KEY, 1);
@@ -202,7 +225,7 @@ fn a_started_task_with_retries_runs_again_after_a_lost_agent() {
     let pool = pool(&redis, "retry");
     wait_workers(&pool, 1);
     let f = pool.submit_with(nap, 1_500, TaskOptions::default().retries(1));
-    until("the task runs", || redis.waiting("retry") == 0);
+    until("the task runs", || redis.taken("retry") == 1);
     std::thread::sleep(Duration::from_millis(100));
     a.signal(libc::SIGKILL);
     drop(a);
@@ -217,7 +240,7 @@ fn a_frozen_agent_is_fenced_and_its_late_answer_ignored() {
     let pool = pool(&redis, "frozen");
     wait_workers(&pool, 1);
     let f = pool.submit(nap, 700);
-    until("the task runs", || redis.waiting("frozen") == 0);
+    until("the task runs", || redis.taken("frozen") == 1);
     a.signal(libc::SIGSTOP);
     // Past its lease (400 ms) the pool fences it: the task fails, once.
     assert!(matches!(
@@ -299,7 +322,7 @@ fn a_worker_of_another_build_refuses_and_says_why() {
     let redis = Redis::start();
     let pool = pool(&redis, "builds");
     // Another build: the same program with one more byte at its end.
-    let other = redis.0.dir.join("other-build");
+    let other = redis.server.dir.join("other-build");
     std::fs::copy(std::env::current_exe().unwrap(), &other).unwrap();
     std::fs::OpenOptions::new()
         .append(true)
@@ -327,7 +350,7 @@ fn mark(path: String) {
 fn a_forged_task_is_never_executed() {
     let redis = Redis::start();
     let pool = pool(&redis, "forged");
-    let marker = redis.0.dir.join("ran").display().to_string();
+    let marker = redis.server.dir.join("ran").display().to_string();
     // A real task waits in Redis (no worker yet); take its bytes, tamper
     // with them, push the forgery, and take the real one out.
     let real = pool.submit(mark, marker.clone());
@@ -398,7 +421,7 @@ fn cancel_queued_and_running_remote_tasks() {
     assert_eq!(queued.result_in_time(), Err(TaskError::Cancelled));
     // Running: its process on the worker's machine is killed.
     let _a = Agent::start(&redis, "cancel", KEY, 1);
-    let marker = redis.0.dir.join("hung").display().to_string();
+    let marker = redis.server.dir.join("hung").display().to_string();
     let hung = pool.submit(
         |path: String| {
             std::fs::write(&path, std::process::id().to_string()).unwrap();
@@ -464,4 +487,41 @@ fn many_tasks_random_agent_kills_each_future_done_once() {
         ));
     }
     assert_eq!(kills, 6);
+}
+
+#[test]
+fn shutdown_with_cancel_futures_takes_waiting_tasks_out_of_redis() {
+    let redis = Redis::start();
+    let pool = pool(&redis, "cancel-all");
+    // No worker: both wait in Redis.
+    let a = pool.submit(square, 1);
+    let b = pool.submit(square, 2);
+    until("they are in Redis", || redis.waiting("cancel-all") == 2);
+    pool.shutdown(true, true);
+    for f in [a, b] {
+        assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
+        assert!(f.cancelled());
+    }
+    assert_eq!(redis.waiting("cancel-all"), 0);
+}
+
+#[test]
+fn a_pool_dropped_while_its_thread_panics_does_not_wait_for_absent_workers() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let panicking = std::thread::spawn(move || {
+        let pool = ProcessPool::builder()
+            .redis(url, "unwind")
+            .auth_key(KEY)
+            .build()
+            .unwrap();
+        tx.send(pool.submit(square, 3)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        panic!("the caller fails with the task still waiting for a worker");
+    });
+    let f = rx.recv_timeout(DEADLINE).unwrap();
+    // The thread's unwinding drops the pool: it ends, and so does the task.
+    panicking.join_in_time().unwrap_err();
+    assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
 }

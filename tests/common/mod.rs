@@ -63,12 +63,13 @@ pub fn children() -> Vec<(u32, bool)> {
     out
 }
 
-/// Holds the test binary's lock; on drop, checks that descriptors and zombies
+/// Holds the test binary's lock and a [`watchdog`]; on drop, checks that descriptors and zombies
 /// are back to what they were.
 pub struct Clean {
     fds: Vec<String>,
     children: Vec<(u32, bool)>,
     _lock: MutexGuard<'static, ()>,
+    _watchdog: Watchdog,
 }
 
 pub fn clean() -> Clean {
@@ -79,6 +80,7 @@ pub fn clean() -> Clean {
         fds: open_fds(),
         children: children(),
         _lock: lock,
+        _watchdog: watchdog("a test"),
     }
 }
 
@@ -115,6 +117,25 @@ pub fn until(what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// Aborts the test binary, saying `what` was stuck, unless dropped within
+/// three [`DEADLINE`]s: for a test that could stick where no deadline
+/// reaches (a drop that waits), so that it fails CI instead of hanging it.
+pub struct Watchdog {
+    _alive: std::sync::mpsc::Sender<()>,
+}
+
+pub fn watchdog(what: &str) -> Watchdog {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(3 * DEADLINE) {
+            eprintln!("{what} was stuck for {:?}: aborting", 3 * DEADLINE);
+            std::process::abort();
+        }
+    });
+    Watchdog { _alive: tx }
 }
 
 /// A fresh abstract socket name, unique in this machine's run of the tests.

@@ -660,8 +660,14 @@ impl ProcessPool {
 
 impl Drop for ProcessPool {
     /// Shuts down and waits: queued tasks run, workers exit, none is left.
+    ///
+    /// Dropped while its thread panics (the pool goes with the stack that
+    /// unwinds), the tasks that have not started are cancelled instead of
+    /// run — `shutdown(true, true)` — so that a pool whose tasks wait for a
+    /// worker that will never come (a Redis-backed pool whose workers are
+    /// gone) does not hold the unwinding thread for ever.
     fn drop(&mut self) {
-        self.shutdown(true, false);
+        self.shutdown(true, std::thread::panicking());
     }
 }
 

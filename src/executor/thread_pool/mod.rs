@@ -265,8 +265,11 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     /// `shutdown(true, false)`: queued tasks still run, then the threads end.
+    ///
+    /// Dropped while its thread panics, the queued tasks are cancelled
+    /// instead of run (`shutdown(true, true)`), as the process pool does.
     fn drop(&mut self) {
-        self.inner.shutdown(true, false);
+        self.inner.shutdown(true, std::thread::panicking());
     }
 }
 

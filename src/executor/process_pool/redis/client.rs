@@ -211,6 +211,7 @@ fn run(
             }
             cancel(remote, shared, c)?;
             push(remote, shared, c)?;
+            cancel_unstarted(remote, shared, c)?;
             Ok(finished(remote, shared))
         })();
         match step {
@@ -368,6 +369,39 @@ fn cancel(remote: &Remote, shared: &Shared, con: &mut redis::Connection) -> redi
         // The future is done (cancelled): its answer, if one comes, is not
         // waited for.
         lock(&remote.table).remove(&id);
+    }
+    Ok(())
+}
+
+/// After `shutdown(cancel_futures)`: every task still waiting in the
+/// pool's list (taken by no worker) is taken out and cancelled; those a
+/// worker took run to their end.
+fn cancel_unstarted(
+    remote: &Remote,
+    shared: &Shared,
+    con: &mut redis::Connection,
+) -> redis::RedisResult<()> {
+    if !lock(&shared.state).cancel_unstarted {
+        return Ok(());
+    }
+    let waiting: Vec<(u64, Vec<u8>)> = lock(&remote.table)
+        .iter()
+        .map(|(id, o)| (*id, o.sealed.clone()))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (_, sealed) in &waiting {
+        pipe.cmd("LREM").arg(remote.keys.tasks()).arg(1).arg(sealed);
+    }
+    let removed: Vec<usize> = pipe.query(con)?;
+    for ((id, _), n) in waiting.iter().zip(removed) {
+        if n == 1
+            && let Some(o) = lock(&remote.table).remove(id)
+        {
+            o.sink.finish(Err(TaskError::Cancelled));
+        }
     }
     Ok(())
 }
