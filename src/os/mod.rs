@@ -12,9 +12,12 @@
 //! - [`sock`]: Unix socket pairs, `sendmsg`/`recvmsg` with descriptors passed as
 //!   `SCM_RIGHTS`, and waiting on several descriptors with a deadline.
 //! - [`bootstrap`]: the marker a re-executed child finds in its environment.
+//! - [`lifeline`]: a pipe that hangs up when the program ends, so that
+//!   daemon children and pool workers die with it.
 
 pub(crate) mod bootstrap;
 pub(crate) mod image;
+pub(crate) mod lifeline;
 pub(crate) mod proc;
 pub(crate) mod shm;
 pub(crate) mod sock;

@@ -210,7 +210,11 @@ pub(crate) fn spawn_self(keep: BorrowedFd<'_>, mode: &str) -> io::Result<u32> {
 /// After `fork` only the calling thread exists in the child: a lock held by
 /// another thread at that instant stays locked forever there. This is the
 /// documented hazard of the `Fork` start method.
+///
+/// The child closes its copy of the parent's lifeline first (see
+/// [`lifeline`](super::lifeline)), so that it hangs up with the parent.
 pub(crate) fn fork_with(child: impl FnOnce() -> i32) -> io::Result<u32> {
+    super::lifeline::before_fork();
     // SAFETY: `fork` has no memory-safety preconditions of its own; the child
     // runs `child` and leaves through `_exit`, so it never unwinds or returns
     // into frames that the parent also owns.
@@ -218,6 +222,7 @@ pub(crate) fn fork_with(child: impl FnOnce() -> i32) -> io::Result<u32> {
     match pid {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            super::lifeline::forget_after_fork();
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
             exit_now(code)
         }

@@ -5,23 +5,28 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::handles::Fd;
 use crate::codec::{self, Frame, HEADER_LEN};
 use crate::ipc::{Connection, RecvError, SendError};
 use crate::os::bootstrap::{self, Mode};
 use crate::os::image::{Entry, ImageId};
+use crate::os::lifeline;
 use crate::panic::Report;
 
 use super::registry::{self, ProcessInfo};
 use super::remote::{Call, Outcome};
 
 /// What the parent tells a child before its argument.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StartHeader {
     pub(crate) image: ImageId,
     pub(crate) entry: i64,
     pub(crate) name: String,
     pub(crate) parent_pid: u32,
     pub(crate) parent_name: String,
+    /// A daemon's: the read end of the parent's lifeline; the child dies
+    /// when it hangs up.
+    pub(crate) lifeline: Option<Fd>,
 }
 
 /// The context every entry receives: the channel to the parent, and the
@@ -72,7 +77,12 @@ fn fail(conn: &Connection, why: String) -> i32 {
 
 /// Runs the function named by `header` in this (new) process; returns the
 /// exit code.
-pub(crate) fn run_child(conn: Connection, header: StartHeader, arg: Option<Frame>) -> i32 {
+pub(crate) fn run_child(conn: Connection, mut header: StartHeader, arg: Option<Frame>) -> i32 {
+    if let Some(Fd(end)) = header.lifeline.take()
+        && let Err(e) = lifeline::die_with(end)
+    {
+        return fail(&conn, format!("cannot watch the parent's life: {e}"));
+    }
     registry::become_child(
         &header.name,
         ProcessInfo {
@@ -156,6 +166,7 @@ mod tests {
             name: "impostor".into(),
             parent_pid: proc::getpid(),
             parent_name: "test".into(),
+            lifeline: None,
         };
         conn.send(&header).unwrap();
         conn.send(&7u8).unwrap();

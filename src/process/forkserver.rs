@@ -9,13 +9,14 @@
 //! signals and polls the child through that pidfd, so there is no pid-reuse
 //! race even though the child is the server's, not the parent's.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::handles::Fd;
 use crate::ipc::{Connection, Pipe, RecvError};
+use crate::os::lifeline;
 use crate::os::proc::{self, ExitStatus, Pidfd};
 use crate::os::sock;
 
@@ -62,8 +63,13 @@ fn running(slot: &mut Option<Server>) -> Result<&Server, StartError> {
         let (ours, theirs) = sock::socketpair()?;
         let pid = proc::spawn_self(theirs.as_fd(), "forkserver")?;
         drop(theirs);
+        let conn = Connection::from_fd(ours);
+        // The server ends with this program, however it ends (its socket
+        // alone could be held open by a forked child of ours).
+        conn.send(&Fd(lifeline::read_end()?))
+            .map_err(|e| StartError::ForkServer(e.to_string()))?;
         *slot = Some(Server {
-            conn: Connection::from_fd(ours),
+            conn,
             process: Pidfd::open(pid)?,
         });
     }
@@ -115,29 +121,39 @@ pub(crate) fn start(header: &StartHeader) -> Result<(Connection, ChildProc), Sta
 
 struct State {
     parent: Connection,
+    /// The parent's lifeline: hangs up when the program ends.
+    lifeline: OwnedFd,
     children: Vec<(Pidfd, Connection)>,
 }
 
-/// The server's loop; returns when the parent goes away.
+/// The server's loop; returns when the program that started it ends (its
+/// lifeline hangs up) or closes its socket.
 pub(crate) fn serve(parent: Connection) -> i32 {
+    let Ok(Fd(lifeline)) = parent.recv::<Fd>() else {
+        return 1;
+    };
     let mut state = Some(State {
         parent,
+        lifeline,
         children: Vec::new(),
     });
     loop {
         let ready = {
             let st = state.as_ref().expect("the server keeps its state");
-            let mut fds = vec![(st.parent.as_fd(), true)];
+            let mut fds = vec![(st.parent.as_fd(), true), (st.lifeline.as_fd(), true)];
             fds.extend(st.children.iter().map(|(p, _)| (p.as_fd(), true)));
             match sock::wait_fds(&fds, None) {
                 Ok(r) => r,
                 Err(_) => return 1,
             }
         };
+        if ready[1] {
+            return 0; // the program has ended
+        }
         let st = state.as_mut().expect("the server keeps its state");
         // Reap what ended, newest first so that indices stay valid.
         for i in (0..st.children.len()).rev() {
-            if ready[i + 1] {
+            if ready[i + 2] {
                 let (pidfd, status) = st.children.swap_remove(i);
                 if let Ok(Some(exit)) = pidfd.try_wait() {
                     let _ = status.send(&Reply::Exited(exit));

@@ -8,8 +8,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::codec::handles::Fd;
 use crate::ipc::{Connection, Pipe, RecvError};
 use crate::os::image::ImageId;
+use crate::os::lifeline;
 use crate::os::proc::{self, ExitStatus, Pidfd};
 use crate::os::sock;
 
@@ -65,6 +67,7 @@ pub enum StartMethod {
 pub struct Builder {
     name: Option<String>,
     method: StartMethod,
+    daemon: bool,
 }
 
 impl Builder {
@@ -82,6 +85,28 @@ impl Builder {
     /// Chooses how the process is created.
     pub fn start_method(mut self, method: StartMethod) -> Builder {
         self.method = method;
+        self
+    }
+
+    /// Makes the process a daemon (default: not), Python's `daemon`: it is
+    /// ended (SIGKILL) when the program that started it ends. Unlike
+    /// Python's, this holds however the program ends — returning from
+    /// `main`, `exit`, a panic that aborts, a crash, a SIGKILL — because
+    /// the child watches a pipe that the kernel closes with its parent.
+    /// Pool workers are always started this way.
+    ///
+    /// A process that is not a daemon keeps running after its program ends
+    /// (it is reparented to init); Python would wait for it at a normal
+    /// exit — in Rust, [`join`](Process::join) it before `main` returns.
+    ///
+    /// ```
+    /// use multiproc::process::Process;
+    /// let mut p = Process::builder().daemon(true).start(|x: u8| x + 1, 1)?;
+    /// assert_eq!(p.join()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = daemon;
         self
     }
 
@@ -114,6 +139,11 @@ impl Builder {
             name: name.clone(),
             parent_pid: me.pid,
             parent_name: me.name,
+            lifeline: if self.daemon {
+                Some(Fd(lifeline::read_end()?))
+            } else {
+                None
+            },
         };
         let (conn, child) = match self.method {
             StartMethod::Spawn => {

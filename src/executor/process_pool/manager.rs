@@ -70,6 +70,8 @@ struct Manager {
     started: usize,
     failures: usize,
     kills: usize,
+    /// A worker started or ended since the pids were last published.
+    pids_changed: bool,
 }
 
 /// The manager's loop; returns when the pool is shut down and drained.
@@ -82,9 +84,11 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         started: 0,
         failures: 0,
         kills: 0,
+        pids_changed: false,
     };
     loop {
         m.keep_strength();
+        m.publish_pids();
         m.cancel_running();
         m.cancel_unstarted();
         m.retire();
@@ -109,6 +113,7 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
             .collect();
         for i in dead.into_iter().rev() {
             let w = m.workers.swap_remove(i);
+            m.pids_changed = true;
             m.buried(w);
         }
     }
@@ -131,6 +136,7 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
     }
     let mut st = lock(&m.shared.state);
     st.running = false;
+    st.worker_pids.clear();
     let leftover: Vec<Pending> = st.queue.drain(..).collect();
     drop(st);
     drop(leftover); // their futures end with Shutdown
@@ -153,6 +159,7 @@ impl Manager {
                 Ok(w) => {
                     self.started += 1;
                     self.workers.push(w);
+                    self.pids_changed = true;
                 }
                 Err(why) => {
                     self.failures += 1;
@@ -162,6 +169,14 @@ impl Manager {
                     }
                 }
             }
+        }
+    }
+
+    /// Tells `ProcessPool::worker_pids` which workers live now.
+    fn publish_pids(&mut self) {
+        if std::mem::take(&mut self.pids_changed) {
+            lock(&self.shared.state).worker_pids =
+                self.workers.iter().map(|w| w.process.pid()).collect();
         }
     }
 

@@ -442,6 +442,15 @@ impl ProcessPool {
         }
     }
 
+    /// The pids of the pool's worker processes now (running, starting, or
+    /// about to be replaced); empty for a Redis-backed pool, whose workers
+    /// are other machines' (its `remote_status` counts them). Workers die
+    /// with the program however it ends: they are
+    /// [daemons](crate::process::Builder::daemon).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.shared.state).worker_pids.clone()
+    }
+
     /// A [`Builder`].
     pub fn builder() -> Builder {
         Builder::new()

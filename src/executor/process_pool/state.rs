@@ -65,6 +65,8 @@ pub(crate) struct State {
     /// The manager is (about to be) waiting: whoever changes the state
     /// pokes it.
     pub(crate) asleep: bool,
+    /// The pids of the local workers (the manager keeps it current).
+    pub(crate) worker_pids: Vec<u32>,
 }
 
 impl State {
@@ -78,6 +80,7 @@ impl State {
             next_id: 0,
             cancels: Vec::new(),
             asleep: false,
+            worker_pids: Vec::new(),
         }
     }
 

@@ -78,6 +78,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
     let claims = Claims::new().map_err(|e| e.to_string())?;
     let mut process = Process::builder()
         .start_method(cfg.method)
+        .daemon(true)
         .name(format!("{}-{n}", cfg.name))
         .start(task::worker_main, theirs)
         .map_err(|e| format!("cannot start a worker process: {e}"))?;

@@ -1,0 +1,120 @@
+//! Daemon processes and pool workers die with their program, however it
+//! ends (here: SIGKILL, which runs no clean-up of the program's); a process
+//! that is not a daemon outlives it, as in Python.
+
+mod common;
+use common::{DEADLINE, JoinInTime, until};
+
+use std::time::Duration;
+
+use multiproc::executor::ProcessPool;
+use multiproc::ipc::Queue;
+use multiproc::process::{Process, ProcessError, StartMethod};
+
+/// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, s)| s.starts_with(" Z")),
+    }
+}
+
+fn sleep_long(_: ()) {
+    std::thread::sleep(Duration::from_secs(300));
+}
+
+/// What the doomed program started: (pool workers, daemons, the others).
+type Started = (Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// The program that is killed: a pool of two busy workers, a daemon and a
+/// plain process of each start method; it says their pids and waits.
+fn doomed(report: Queue<Started>) {
+    let pool = ProcessPool::new(2);
+    let busy: Vec<_> = (0..2).map(|_| pool.submit(sleep_long, ())).collect();
+    until("both workers start", || pool.worker_pids().len() == 2);
+    let methods = [
+        StartMethod::Spawn,
+        StartMethod::Fork,
+        StartMethod::ForkServer,
+    ];
+    let daemons: Vec<_> = methods
+        .iter()
+        .map(|m| {
+            Process::builder()
+                .start_method(*m)
+                .daemon(true)
+                .start(sleep_long, ())
+                .unwrap()
+        })
+        .collect();
+    let others: Vec<_> = methods
+        .iter()
+        .map(|m| {
+            Process::builder()
+                .start_method(*m)
+                .start(sleep_long, ())
+                .unwrap()
+        })
+        .collect();
+    report
+        .put(&(
+            pool.worker_pids(),
+            daemons.iter().map(|p| p.pid()).collect(),
+            others.iter().map(|p| p.pid()).collect(),
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(300));
+    drop((busy, daemons, others));
+}
+
+#[test]
+fn a_killed_program_takes_its_pool_workers_and_daemons_with_it() {
+    let _c = common::clean();
+    let report = Queue::<Started>::new(1).unwrap();
+    let mut program = Process::start(doomed, report.clone()).unwrap();
+    let (workers, daemons, others) = report.get_timeout(DEADLINE).unwrap();
+    assert_eq!((workers.len(), daemons.len(), others.len()), (2, 3, 3));
+    program.kill().unwrap();
+    assert!(matches!(
+        program.join_in_time(),
+        Err(ProcessError::Died { .. })
+    ));
+    for pid in workers.iter().chain(&daemons) {
+        until("a pool worker or daemon ends with its program", || {
+            ended(*pid)
+        });
+    }
+    // The others live on (Python's non-daemon children do too): end them.
+    for pid in &others {
+        assert!(
+            !ended(*pid),
+            "a process that is not a daemon outlives its program"
+        );
+        // SAFETY: kill(2) of a process this test made (it is alive: just checked).
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        until("it ends", || ended(*pid));
+    }
+}
+
+#[test]
+fn a_daemon_whose_parent_returns_normally_ends_too() {
+    let _c = common::clean();
+    let report = Queue::<u32>::new(1).unwrap();
+    // The parent starts a daemon and returns at once: its process exits.
+    let mut parent = Process::start(
+        |q: Queue<u32>| {
+            let d = Process::builder()
+                .daemon(true)
+                .start(sleep_long, ())
+                .unwrap();
+            q.put(&d.pid()).unwrap();
+        },
+        report.clone(),
+    )
+    .unwrap();
+    let daemon = report.get_timeout(DEADLINE).unwrap();
+    parent.join_in_time().unwrap();
+    until("the daemon ends with its parent", || ended(daemon));
+}
