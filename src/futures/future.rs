@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::error::TaskError;
+use super::on_drop::CancelOnDrop;
 use super::state::{Phase, Shared};
 
 /// The result of a task submitted to an executor — Python's
@@ -38,6 +39,16 @@ use super::state::{Phase, Shared};
 ///   usable; Python raises `TimeoutError`.
 /// - `Future` also implements [`std::future::Future`], so `.await` works in any
 ///   async runtime (no runtime is needed by this crate).
+///
+/// # In `async` code
+///
+/// `.await` a future from any runtime. Dropping a `Future` leaves its task
+/// running (Python's behaviour, and a thread's); under `select!` or a
+/// `timeout`, make it [`cancel_on_drop`](Self::cancel_on_drop) so that a
+/// future given up on stops its task. The pools' blocking calls —
+/// `result`, `shutdown(wait = true)`, and dropping a pool, which waits for
+/// its tasks — block the calling thread: in a runtime, call them, and drop
+/// a pool, in a blocking task (`tokio::task::spawn_blocking`).
 pub struct Future<T> {
     shared: Arc<Shared<T>>,
 }
@@ -116,6 +127,13 @@ impl<T> Future<T> {
     /// one): what a dropped lazy map does to the chunks it sent ahead.
     pub(crate) fn cancel_if_pending(&self) -> bool {
         self.shared.cancel(false)
+    }
+
+    /// This future, made to [`cancel`](Self::cancel) its task when dropped
+    /// before the task is done: what an `async` caller wants from a task
+    /// under `select!` or a `timeout` (see [`CancelOnDrop`]).
+    pub fn cancel_on_drop(self) -> CancelOnDrop<T> {
+        CancelOnDrop::new(self)
     }
 
     /// True if the task was cancelled.

@@ -4,6 +4,7 @@
 //! | item | what |
 //! |---|---|
 //! | [`Future`] | `result`, `result_timeout`, `try_result`, `cancel`, `done`, `running`, `add_done_callback`, `.await` |
+//! | [`CancelOnDrop`] | a `Future` that cancels its task when dropped (for `select!` and `timeout`) |
 //! | [`TaskError`] | why there is no value: panicked, cancelled, timed out, shut down, broken |
 //! | [`wait`] | block until the first, the first failed, or all futures are done |
 //! | [`as_completed`], [`as_completed_timeout`] | iterate over futures in the order they finish |
@@ -30,11 +31,13 @@
 
 mod error;
 mod future;
+mod on_drop;
 pub(crate) mod state;
 mod wait;
 
 pub use error::TaskError;
 pub use future::Future;
+pub use on_drop::CancelOnDrop;
 pub use wait::{
     AsCompleted, AsCompletedTimeout, ReturnWhen, Waited, as_completed, as_completed_timeout, wait,
 };
