@@ -611,3 +611,38 @@ fn large_arguments_and_results_do_not_jam_the_pipes() {
         );
     }
 }
+
+/// Writes its pid under `dir`, then waits (bounded) until `n` tasks have:
+/// a rendezvous that only ends if `n` workers run these tasks at once.
+fn rendezvous((dir, n): (String, usize)) -> u32 {
+    let me = std::process::id();
+    std::fs::write(format!("{dir}/{me}"), b"").unwrap();
+    common::until("every task of the rendezvous runs", || {
+        std::fs::read_dir(&dir).unwrap().count() >= n
+    });
+    me
+}
+
+/// Issue 15: on a fresh pool, a worker that is ready first must not take a
+/// second task while another worker is still starting — N tasks that wait
+/// for each other on N workers all meet, each on its own worker.
+#[test]
+fn a_fresh_pool_runs_n_waiting_tasks_on_n_workers() {
+    let _c = common::clean();
+    for n in [2usize, 4, 6] {
+        for round in 0..3 {
+            let pool = ProcessPool::new(n);
+            let dir = marker(&format!("rendezvous-{n}-{round}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let futures: Vec<_> = (0..n)
+                .map(|_| pool.submit(rendezvous, (dir.clone(), n)))
+                .collect();
+            let pids: HashSet<u32> = futures
+                .iter()
+                .map(|f| f.result_in_time().unwrap())
+                .collect();
+            assert_eq!(pids.len(), n, "each task on its own worker");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

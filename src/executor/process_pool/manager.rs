@@ -92,8 +92,17 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         m.cancel_running();
         m.cancel_unstarted();
         m.retire();
-        m.rebalance();
         m.dispatch();
+        // One donor per round: several workers that ran dry at once (a
+        // fresh pool whose first ready worker took every job) are each fed
+        // before the manager sleeps — no job waits behind another while a
+        // worker idles.
+        for _ in 0..m.workers.len() {
+            if !m.rebalance() {
+                break;
+            }
+            m.dispatch();
+        }
         if m.finished() {
             break;
         }
@@ -229,10 +238,11 @@ impl Manager {
     }
 
     /// When nothing is queued and a worker has run dry, the unstarted tail
-    /// of the longest batch moves to it.
-    fn rebalance(&mut self) {
+    /// of the longest batch is queued again (for the dry ones); whether
+    /// anything moved.
+    fn rebalance(&mut self) -> bool {
         if !lock(&self.shared.state).queue.is_empty() {
-            return;
+            return false;
         }
         let hungry = self
             .workers
@@ -240,7 +250,7 @@ impl Manager {
             .filter(|w| w.takes_jobs() && w.sent.is_empty())
             .count();
         if hungry == 0 {
-            return;
+            return false;
         }
         let Some(donor) = self
             .workers
@@ -248,11 +258,13 @@ impl Manager {
             .filter(|w| w.killed.is_none() && w.sent.len() >= 2)
             .max_by_key(|w| w.sent.len())
         else {
-            return;
+            return false;
         };
         let keep = donor.sent.len().div_ceil(hungry + 1);
         let back = take_back(donor, donor.sent.len() - keep);
+        let moved = !back.is_empty();
         requeue_front(&self.shared, back);
+        moved
     }
 
     /// Hands each queued job to the least loaded worker with room, then
