@@ -174,14 +174,17 @@ fn names_current_parent_and_active_children() {
                         parent.pid,
                         parent.name,
                         process::active_children().len(),
+                        std::fs::read_to_string("/proc/self/comm").unwrap(),
                     )
                 },
                 (),
             )
             .unwrap();
         let pid = p.pid();
-        let (name, child_pid, parent_pid, parent_name, its_children) = p.join_in_time().unwrap();
+        let (name, child_pid, parent_pid, parent_name, its_children, comm) =
+            p.join_in_time().unwrap();
         assert_eq!((name.as_str(), child_pid), ("worker", pid), "{m:?}");
+        assert_eq!(comm, "worker\n", "ps shows the name: {m:?}");
         assert_eq!(
             (parent_pid, parent_name.as_str()),
             (std::process::id(), "MainProcess")

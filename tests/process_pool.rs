@@ -646,3 +646,14 @@ fn a_fresh_pool_runs_n_waiting_tasks_on_n_workers() {
         }
     }
 }
+
+#[test]
+fn workers_show_their_names_to_ps() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1);
+    let comm = pool
+        .submit(|()| std::fs::read_to_string("/proc/self/comm").unwrap(), ())
+        .result_in_time()
+        .unwrap();
+    assert!(comm.starts_with("ProcessPoolWo-"), "{comm:?}");
+}

@@ -112,6 +112,37 @@ pub(crate) fn resident_bytes(pid: u32) -> io::Result<u64> {
     Ok(pages * rustix::param::page_size() as u64)
 }
 
+/// Names this process as `ps`, `top` and `/proc/PID/comm` show it (the
+/// kernel keeps 15 bytes): a longer name keeps its `-N` suffix and as much
+/// of the rest as fits (`ProcessPoolWorker-3` shows as `ProcessPoolWo-3`).
+pub(crate) fn set_name(name: &str) {
+    let _ = rustix::thread::set_name(&comm(name));
+}
+
+/// `name` cut to what the kernel keeps, without NULs.
+fn comm(name: &str) -> std::ffi::CString {
+    const KEEP: usize = 15;
+    let name: String = name.chars().filter(|c| *c != '\0').collect();
+    let short = if name.len() <= KEEP {
+        name
+    } else {
+        let suffix = match name.rfind('-') {
+            Some(i)
+                if name.len() - i < KEEP && name[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                &name[i..]
+            }
+            _ => "",
+        };
+        let mut end = KEEP - suffix.len();
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}{suffix}", &name[..end])
+    };
+    std::ffi::CString::new(short).expect("NULs were removed")
+}
+
 /// The name of the environment variable that marks a re-executed child.
 pub(crate) const MARKER: &str = "MULTIPROC_BOOTSTRAP";
 
@@ -312,5 +343,19 @@ impl Pidfd {
 impl AsFd for Pidfd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    #[test]
+    fn comm_keeps_the_suffix_and_fits() {
+        let c = |n: &str| super::comm(n).into_string().unwrap();
+        assert_eq!(c("Process-1"), "Process-1");
+        assert_eq!(c("ProcessPoolWorker-3"), "ProcessPoolWo-3");
+        assert_eq!(c("ProcessPoolWorker-123"), "ProcessPool-123");
+        assert_eq!(c("a-very-long-name-without-number"), "a-very-long-nam");
+        assert_eq!(c("ééééééééé"), "ééééééé"); // 14 bytes: no char is cut
+        assert_eq!(c("nul\0inside"), "nulinside");
     }
 }

@@ -83,6 +83,7 @@ pub(crate) fn run_child(conn: Connection, mut header: StartHeader, arg: Option<F
     {
         return fail(&conn, format!("cannot watch the parent's life: {e}"));
     }
+    crate::os::proc::set_name(&header.name);
     registry::become_child(
         &header.name,
         ProcessInfo {
