@@ -84,12 +84,18 @@ struct Agent(Child);
 
 impl Agent {
     fn start(redis: &Redis, pool: &str, key: &str, slots: usize) -> Agent {
-        Agent::start_exe(&std::env::current_exe().unwrap(), redis, pool, key, slots)
+        Agent::start_exe(
+            &std::env::current_exe().unwrap(),
+            &redis.url(),
+            pool,
+            key,
+            slots,
+        )
     }
 
-    fn start_exe(exe: &Path, redis: &Redis, pool: &str, key: &str, slots: usize) -> Agent {
+    fn start_exe(exe: &Path, url: &str, pool: &str, key: &str, slots: usize) -> Agent {
         let child = Command::new(exe)
-            .env("MULTIPROC_WORKER", redis.url())
+            .env("MULTIPROC_WORKER", url)
             .env("MULTIPROC_POOL", pool)
             .env("MULTIPROC_AUTHKEY", key)
             .env("MULTIPROC_SLOTS", slots.to_string())
@@ -329,7 +335,7 @@ fn a_worker_of_another_build_refuses_and_says_why() {
         .open(&other)
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"\0"))
         .unwrap();
-    let (code, said) = Agent::start_exe(&other, &redis, "builds", KEY, 1).exited();
+    let (code, said) = Agent::start_exe(&other, &redis.url(), "builds", KEY, 1).exited();
     assert_eq!(code, Some(2));
     assert!(said.contains("another build"), "{said}");
     until("the pool hears of it", || {
@@ -524,4 +530,56 @@ fn a_pool_dropped_while_its_thread_panics_does_not_wait_for_absent_workers() {
     // The thread's unwinding drops the pool: it ends, and so does the task.
     panicking.join_in_time().unwrap_err();
     assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
+}
+
+/// A Redis Cluster of three masters: the pool and its agents are given the
+/// URL of different nodes (most of them do not own the pool's slot: the
+/// cluster client follows the redirections).
+#[test]
+fn tasks_run_through_a_redis_cluster() {
+    let _w = watchdog("the Redis Cluster test");
+    let cluster = redis_server::RedisCluster::start("redis").unwrap();
+    let urls = cluster.urls();
+    let mut agents: Vec<Agent> = urls[1..]
+        .iter()
+        .map(|u| Agent::start_exe(&std::env::current_exe().unwrap(), u, "cl", KEY, 1))
+        .collect();
+    for (i, url) in urls.iter().enumerate() {
+        let pool = ProcessPool::builder()
+            .redis(url.clone(), "cl")
+            .auth_key(KEY)
+            .build()
+            .unwrap();
+        until("the workers register", || {
+            pool.remote_status().unwrap().workers == 2
+        });
+        let futures: Vec<_> = (0..50u64).map(|x| pool.submit(square, x)).collect();
+        for (x, f) in futures.iter().enumerate() {
+            assert_eq!(f.result_in_time(), Ok(square(x as u64)), "seed node {i}");
+        }
+        let sum: u64 = pool
+            .map_with(square, 0..1_000u64, MapOptions::default().chunksize(50))
+            .map(Result::unwrap)
+            .sum();
+        assert_eq!(sum, (0..1_000u64).map(square).sum());
+    }
+    // A killed agent on a cluster: its started task fails, the pool goes on.
+    let pool = ProcessPool::builder()
+        .redis(urls.join(","), "cl")
+        .auth_key(KEY)
+        .build()
+        .unwrap();
+    let started = pool.submit(nap, 60_000);
+    until("it runs", || started.running());
+    std::thread::sleep(Duration::from_millis(200));
+    for a in &agents {
+        a.signal(libc::SIGKILL);
+    }
+    agents.clear();
+    match started.result_in_time() {
+        Err(TaskError::WorkerLost { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let _c = Agent::start_exe(&std::env::current_exe().unwrap(), &urls[0], "cl", KEY, 1);
+    assert_eq!(pool.submit(square, 12).result_in_time(), Ok(144));
 }

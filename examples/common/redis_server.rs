@@ -83,3 +83,130 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Redis Cluster of our own: three masters on loopback TCP ports (a
+/// cluster's nodes find each other over TCP), made into one cluster by
+/// `redis-cli --cluster create`; it goes with its handle.
+pub struct RedisCluster {
+    nodes: Vec<(Child, u16)>,
+    pub dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts one; waits (30 s at most) until every slot is served.
+    pub fn start(tag: &str) -> io::Result<RedisCluster> {
+        let dir =
+            std::env::temp_dir().join(format!("multiproc-{tag}-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut c = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for i in 0..3 {
+            let port = free_port()?;
+            let node_dir = c.dir.join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir)?;
+            let child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--cluster-config-file")
+                .arg(node_dir.join("nodes.conf"))
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("redis-server is needed (Debian package redis-server): {e}"),
+                    )
+                })?;
+            c.nodes.push((child, port));
+        }
+        let t = Instant::now();
+        for (_, port) in &c.nodes {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                if t.elapsed() > Duration::from_secs(10) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "a cluster node did not start",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(c.nodes.iter().map(|(_, p)| format!("127.0.0.1:{p}")))
+            .args(["--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create: {status}"
+            )));
+        }
+        while !c
+            .nodes
+            .iter()
+            .all(|(_, p)| c.info(*p).contains("cluster_state:ok"))
+        {
+            if t.elapsed() > Duration::from_secs(30) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the cluster did not form",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(c)
+    }
+
+    fn info(&self, port: u16) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The URL of each node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(_, p)| format!("redis://127.0.0.1:{p}/"))
+            .collect()
+    }
+}
+
+/// A loopback port nobody listens on now, whose cluster-bus port (+10000)
+/// is free too.
+fn free_port() -> io::Result<u16> {
+    for _ in 0..100 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other("no free port pair"))
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (c, _) in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

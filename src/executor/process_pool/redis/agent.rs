@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::client::connect;
+use super::con::{Con, Target};
 use super::envelope::{Ended, Message, Seal, Task};
 use super::keys::{self, Keys};
 use crate::blocking::lock;
@@ -94,7 +94,8 @@ pub fn serve(url: &str, pool: &str, options: ServeOptions) -> io::Result<()> {
         .required("a worker needs the pool's auth key (MULTIPROC_AUTHKEY)")?
         .to_vec();
     let build = crate::os::image::build_digest()?;
-    let redis_client = redis::Client::open(url).map_err(io::Error::other)?;
+    let redis_client =
+        Target::new(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let ctx = Context {
         keys: Keys::new(pool),
         seal: Seal::new(&key, options.max_message),
@@ -120,7 +121,7 @@ struct Context {
     seal: Seal,
     options: ServeOptions,
     build: [u8; 32],
-    redis_client: redis::Client,
+    redis_client: Target,
 }
 
 /// How a session ended (it never ends well: an agent serves for ever).
@@ -201,7 +202,7 @@ impl Sink for AgentSink {
 }
 
 fn session(ctx: &Context) -> redis::RedisResult<Never> {
-    let mut con = connect(&ctx.redis_client, Duration::from_secs(5))?;
+    let mut con = ctx.redis_client.connect(Duration::from_secs(5))?;
     // The pool's announcement: which build, under which key.
     let announced: Vec<u8> = loop {
         let got: Option<Vec<u8>> = redis::cmd("GET").arg(ctx.keys.pool()).query(&mut con)?;
@@ -308,7 +309,7 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
 fn fetch(
     ctx: &Context,
     s: &Arc<Session>,
-    con: &mut redis::Connection,
+    con: &mut Con,
     local: &ProcessPool,
     slots: usize,
     tx: &mpsc::Sender<Finished>,
@@ -397,7 +398,7 @@ fn fetch(
 fn run_task(
     ctx: &Context,
     s: &Arc<Session>,
-    con: &mut redis::Connection,
+    con: &mut Con,
     local: &ProcessPool,
     tx: &mpsc::Sender<Finished>,
     sealed: Vec<u8>,
@@ -443,14 +444,14 @@ fn run_task(
 /// Renews the lease and carries out cancellations, until the lease is lost.
 fn heartbeat(
     s: &Session,
-    redis_client: &redis::Client,
+    redis_client: &Target,
     keys: &Keys,
     seal: &Seal,
     every: Duration,
     lease_ms: u64,
 ) {
     let renew = redis::Script::new(keys::RENEW);
-    let Ok(mut con) = connect(redis_client, Duration::from_secs(5)) else {
+    let Ok(mut con) = redis_client.connect(Duration::from_secs(5)) else {
         s.lost.store(true, Ordering::SeqCst);
         return;
     };

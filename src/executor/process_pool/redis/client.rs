@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 
+use super::con::{Con, Target};
 use super::envelope::{Message, Seal, Task};
 use super::keys::{self, Keys};
 use super::{RedisConfig, RemoteStatus};
@@ -87,18 +88,6 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// A connection with read and write timeouts (the `redis` crate's sync
-/// connections have none by default: a silent server would hang us).
-pub(crate) fn connect(
-    client: &redis::Client,
-    read: Duration,
-) -> redis::RedisResult<redis::Connection> {
-    let con = client.get_connection_with_timeout(Duration::from_secs(5))?;
-    con.set_read_timeout(Some(read))?;
-    con.set_write_timeout(Some(Duration::from_secs(10)))?;
-    Ok(con)
-}
-
 /// Starts the backend: checks that Redis answers, announces the pool, and
 /// starts the threads. The sender's handle is the pool's manager handle.
 pub(crate) fn start(
@@ -109,8 +98,8 @@ pub(crate) fn start(
     let build = crate::os::image::build_digest()?;
     let mut id = [0u8; 8];
     crate::os::sock::random(&mut id)?;
-    let redis_client = redis::Client::open(cfg.url.as_str()).map_err(io_error)?;
-    let mut con = connect(&redis_client, Duration::from_secs(5)).map_err(|e| {
+    let redis_client = Target::new(&cfg.url).map_err(io_error)?;
+    let mut con = redis_client.connect(Duration::from_secs(5)).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::ConnectionRefused,
             format!("cannot reach Redis at {}: {e}", cfg.url),
@@ -147,7 +136,7 @@ pub(crate) fn start(
 
 /// Tells workers which build the pool runs, and marks this Redis as the
 /// one we started with.
-fn announce(remote: &Remote, con: &mut redis::Connection) -> redis::RedisResult<()> {
+fn announce(remote: &Remote, con: &mut Con) -> redis::RedisResult<()> {
     let pool = remote.sealed(&Message::Pool {
         build: remote.build,
     })?;
@@ -170,8 +159,8 @@ fn run(
     remote: &Arc<Remote>,
     shared: &Arc<Shared>,
     wake_rx: Connection,
-    redis_client: redis::Client,
-    con: redis::Connection,
+    redis_client: Target,
+    con: Con,
     receiver: JoinHandle<()>,
 ) {
     let mut con = Some(con);
@@ -181,7 +170,7 @@ fn run(
     let tick = remote.cfg.watch_every;
     loop {
         if con.is_none() {
-            match connect(&redis_client, Duration::from_secs(5)) {
+            match redis_client.connect(Duration::from_secs(5)) {
                 Ok(c) => {
                     con = Some(c);
                     tries = 0;
@@ -270,11 +259,7 @@ fn break_pool(remote: &Remote, shared: &Shared, why: String) {
 }
 
 /// Pushes the queued tasks, in one command.
-fn push(
-    remote: &Remote,
-    shared: &Arc<Shared>,
-    con: &mut redis::Connection,
-) -> redis::RedisResult<()> {
+fn push(remote: &Remote, shared: &Arc<Shared>, con: &mut Con) -> redis::RedisResult<()> {
     let queued: Vec<Pending> = lock(&shared.state).queue.drain(..).collect();
     if queued.is_empty() {
         return Ok(());
@@ -334,7 +319,7 @@ fn push(
 
 /// Cancelled futures: a task still in the pool's list is taken out; one a
 /// worker took is cancelled there (its process is killed).
-fn cancel(remote: &Remote, shared: &Shared, con: &mut redis::Connection) -> redis::RedisResult<()> {
+fn cancel(remote: &Remote, shared: &Shared, con: &mut Con) -> redis::RedisResult<()> {
     let ids = std::mem::take(&mut lock(&shared.state).cancels);
     for id in ids {
         let Some(sealed) = lock(&remote.table).get(&id).map(|o| o.sealed.clone()) else {
@@ -376,11 +361,7 @@ fn cancel(remote: &Remote, shared: &Shared, con: &mut redis::Connection) -> redi
 /// After `shutdown(cancel_futures)`: every task still waiting in the
 /// pool's list (taken by no worker) is taken out and cancelled; those a
 /// worker took run to their end.
-fn cancel_unstarted(
-    remote: &Remote,
-    shared: &Shared,
-    con: &mut redis::Connection,
-) -> redis::RedisResult<()> {
+fn cancel_unstarted(remote: &Remote, shared: &Shared, con: &mut Con) -> redis::RedisResult<()> {
     if !lock(&shared.state).cancel_unstarted {
         return Ok(());
     }
@@ -408,7 +389,7 @@ fn cancel_unstarted(
 
 /// The periodic look: a restarted Redis (send everything again), lost
 /// workers (fence them; their tasks fail or run again), news from workers.
-fn watch(remote: &Remote, con: &mut redis::Connection) -> redis::RedisResult<()> {
+fn watch(remote: &Remote, con: &mut Con) -> redis::RedisResult<()> {
     let alive: bool = redis::cmd("EXISTS")
         .arg(remote.keys.alive(remote.client))
         .query(con)?;
@@ -492,7 +473,7 @@ fn watch(remote: &Remote, con: &mut redis::Connection) -> redis::RedisResult<()>
 /// retries. Another client's task goes to that client.
 fn lost_task(
     remote: &Remote,
-    con: &mut redis::Connection,
+    con: &mut Con,
     worker: &str,
     sealed: Vec<u8>,
 ) -> redis::RedisResult<()> {
@@ -534,13 +515,13 @@ fn lost_task(
 }
 
 /// The receiver: answers from the client's list, in batches.
-fn receive(remote: &Remote, shared: &Shared, redis_client: &redis::Client) {
+fn receive(remote: &Remote, shared: &Shared, redis_client: &Target) {
     let wait = Duration::from_millis(200);
-    let mut con: Option<redis::Connection> = None;
+    let mut con: Option<Con> = None;
     let mut tries = 0u32;
     while !remote.stop.load(Ordering::SeqCst) {
         if con.is_none() {
-            match connect(redis_client, wait + Duration::from_secs(5)) {
+            match redis_client.connect(wait + Duration::from_secs(5)) {
                 Ok(c) => {
                     con = Some(c);
                     tries = 0;

@@ -54,12 +54,21 @@
 //! (with the size cap) before anything in it is read: a message with a
 //! wrong key, forged or too large is dropped and counted, never executed.
 //! The Redis password or ACL user goes in the URL
-//! (`redis://user:password@host/`). Every key of a pool shares one hash
-//! tag (one Cluster slot), but the pool and its agents talk to one Redis
-//! server: a Redis Cluster client is not used yet.
+//! (`redis://user:password@host/`).
+//!
+//! # Redis Cluster
+//!
+//! The same URL works for a standalone server and for a node of a Redis
+//! Cluster (7.0+): the first connection asks, and a cluster is then reached
+//! through the cluster client, following the slot of the pool wherever it
+//! moves; several seed nodes may be given, separated by commas
+//! (`redis://a:7000,redis://b:7001`). Every key of a pool shares one hash
+//! tag, so a pool lives on one slot: pools spread over a cluster's nodes
+//! by their names.
 
 mod agent;
 mod client;
+mod con;
 mod envelope;
 mod keys;
 
