@@ -657,3 +657,16 @@ fn workers_show_their_names_to_ps() {
         .unwrap();
     assert!(comm.starts_with("ProcessPoolWo-"), "{comm:?}");
 }
+
+#[test]
+fn values_that_take_no_bytes_travel_too() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2);
+    let n: usize = pool
+        .map_with(|()| 1usize, vec![(); 100], chunks(10))
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(n, 100);
+    let units = pool.submit(|n: usize| vec![(); n], 5).result_in_time();
+    assert_eq!(units, Ok(vec![(); 5]));
+}

@@ -20,9 +20,12 @@
 //! untagged enums) is refused with an error. A sequence or map of unknown
 //! length is encoded too (its length is written once it is known).
 //!
-//! Decoding reads a borrowed slice and never trusts a length: a string,
-//! byte array, sequence or map that claims more items than bytes are left
-//! is an error before anything is allocated.
+//! Decoding reads a borrowed slice and never trusts a length: a string or
+//! byte array longer than the bytes left is an error before anything is
+//! allocated, a sequence or map reserves room for no more items than
+//! bytes are left, and items that take no bytes (`()`) are counted — at
+//! most [`EMPTY_ITEMS`] in one message — so a hostile length cannot spin
+//! the decoder.
 
 use std::fmt::Display;
 
@@ -55,6 +58,9 @@ impl de::Error for Error {
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// Items that take no bytes (a `Vec<()>`'s), at most, in one message.
+pub(crate) const EMPTY_ITEMS: usize = 1 << 24;
+
 /// Appends `value`, encoded, to `out`.
 #[inline]
 pub(crate) fn serialize_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
@@ -64,7 +70,10 @@ pub(crate) fn serialize_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T
 /// Decodes a whole payload: bytes left over are an error.
 #[inline]
 pub(crate) fn deserialize<'de, T: de::Deserialize<'de>>(input: &'de [u8]) -> Result<T> {
-    let mut d = Deserializer { input };
+    let mut d = Deserializer {
+        input,
+        empty_items: 0,
+    };
     let value = T::deserialize(&mut d)?;
     if !d.input.is_empty() {
         return Err(Error(format!(
@@ -349,6 +358,8 @@ impl ser::SerializeMap for Compound<'_, '_> {
 
 struct Deserializer<'de> {
     input: &'de [u8],
+    /// Items read so far that took no bytes.
+    empty_items: usize,
 }
 
 impl<'de> Deserializer<'de> {
@@ -370,25 +381,34 @@ impl<'de> Deserializer<'de> {
         Ok(self.take(N)?.try_into().expect("N bytes"))
     }
 
-    /// A length prefix, refused if more items are claimed than bytes are
-    /// left (every item of a non-empty value takes at least one byte, but
-    /// for zero-sized ones: a hostile length cannot spin the decoder).
+    /// A length prefix (trusted for nothing: see [`Items`]).
     #[inline]
     fn len(&mut self) -> Result<usize> {
         let n = u64::from_le_bytes(self.array()?);
-        if n > self.input.len() as u64 {
-            return Err(Error(format!(
-                "a length of {n} with {} bytes left",
-                self.input.len()
-            )));
-        }
-        Ok(n as usize)
+        usize::try_from(n).map_err(|_| Error(format!("a length of {n}")))
     }
 
     #[inline]
     fn bytes(&mut self) -> Result<&'de [u8]> {
         let n = self.len()?;
         self.take(n)
+    }
+
+    /// Reads one item of a sequence, tuple, struct or map, counting those
+    /// that take no bytes.
+    #[inline]
+    fn item<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value> {
+        let before = self.input.len();
+        let value = seed.deserialize(&mut *self)?;
+        if self.input.len() == before {
+            self.empty_items += 1;
+            if self.empty_items > EMPTY_ITEMS {
+                return Err(Error(format!(
+                    "more than {EMPTY_ITEMS} items that take no bytes in one message"
+                )));
+            }
+        }
+        Ok(value)
     }
 
     #[inline]
@@ -579,6 +599,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 }
 
 /// The items of a sequence, tuple, struct or map: `left` more to read.
+/// Its size hint (what a `Vec` reserves) is never more than the bytes left.
 struct Items<'a, 'de> {
     de: &'a mut Deserializer<'de>,
     left: usize,
@@ -593,12 +614,12 @@ impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        self.de.item(seed).map(Some)
     }
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        Some(self.left.min(self.de.input.len()))
     }
 }
 
@@ -611,17 +632,17 @@ impl<'de> de::MapAccess<'de> for Items<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        self.de.item(seed).map(Some)
     }
 
     #[inline]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        seed.deserialize(&mut *self.de)
+        self.de.item(seed)
     }
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        Some(self.left.min(self.de.input.len()))
     }
 }
 

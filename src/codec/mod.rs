@@ -25,8 +25,10 @@
 //! close on small values, but its varints cost 10× on integer arrays;
 //! bitcode's serde path is slow on everything. Our serializer costs what
 //! bincode did, counted with callgrind per encode + decode through
-//! [`encode`]/[`decode`]: a pool job 942 instructions (bincode 961), 64
-//! bytes 1,313 (1,324), 1,000 `u64` 33,896 (32,907).
+//! [`encode`]/[`decode`]: a pool job 945 instructions (bincode 961), 64
+//! bytes 1,294 (1,324), 1,000 `u64` 35,875 (32,907: the decoder counts
+//! the items that take no bytes, so that a hostile length of `()`s is
+//! refused instead of spinning).
 //!
 //! # Limits and bad input
 //!
