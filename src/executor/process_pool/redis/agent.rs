@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::con::{Con, Target};
+use super::connection::{Con, Target};
 use super::envelope::{Ended, Message, Seal, Task};
 use super::keys::{self, Keys};
 use crate::blocking::lock;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 
-use super::con::{Con, Target};
+use super::connection::{Con, Target};
 use super::envelope::{Message, Seal, Task};
 use super::keys::{self, Keys};
 use super::{RedisConfig, RemoteStatus};

@@ -68,7 +68,7 @@
 
 mod agent;
 mod client;
-mod con;
+mod connection;
 mod envelope;
 mod keys;
 
