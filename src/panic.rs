@@ -37,6 +37,16 @@ thread_local! {
 }
 
 fn install_hook() {
+    /// What `PanicHookInfo::payload_as_str` gives (Rust 1.91), for older
+    /// compilers too.
+    fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
+        payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>")
+    }
+
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
@@ -45,7 +55,7 @@ fn install_hook() {
                 return previous(info);
             };
             let report = PanicReport {
-                message: info.payload_as_str().unwrap_or("Box<dyn Any>").to_string(),
+                message: payload_text(info.payload()).to_string(),
                 location: info
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
