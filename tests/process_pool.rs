@@ -670,3 +670,78 @@ fn values_that_take_no_bytes_travel_too() {
     let units = pool.submit(|n: usize| vec![(); n], 5).result_in_time();
     assert_eq!(units, Ok(vec![(); 5]));
 }
+
+mod handles {
+    //! Handles (queues, locks, shared memory) in a task's or an
+    //! initializer's argument reach the worker, as they reach a `Process`:
+    //! Python's `Pool(initializer=init, initargs=(array,))`.
+    use super::*;
+    use multiproc::ipc::Queue;
+    use multiproc::shared::{Array, Value};
+    use std::sync::OnceLock;
+
+    static TABLE: OnceLock<Array<u64>> = OnceLock::new();
+
+    fn keep_table(table: Array<u64>) {
+        let _ = TABLE.set(table);
+    }
+
+    fn lookup(i: usize) -> u64 {
+        TABLE.get().expect("the initializer ran").get(i).unwrap()
+    }
+
+    #[test]
+    fn an_initializer_gets_a_shared_array_and_tasks_read_it() {
+        let _c = common::clean();
+        let table = Array::new(&[10u64, 20, 30, 40]).unwrap();
+        let pool = ProcessPool::builder()
+            .max_workers(2)
+            .initializer(keep_table, table.clone())
+            .build()
+            .unwrap();
+        let got: Vec<u64> = pool.map(lookup, 0..4).map(Result::unwrap).collect();
+        assert_eq!(got, [10, 20, 30, 40]);
+        // It is the same memory: a change here is seen there.
+        table.set(2, 99);
+        let seen: HashSet<u64> = (0..8)
+            .map(|_| pool.submit(lookup, 2).result_in_time().unwrap())
+            .collect();
+        assert_eq!(seen, HashSet::from([99]));
+    }
+
+    #[test]
+    fn tasks_get_queues_and_shared_values() {
+        let _c = common::clean();
+        let pool = ProcessPool::new(2);
+        let q = Queue::<u64>::new(64).unwrap();
+        let count = Value::new(0u64).unwrap();
+        let futures: Vec<_> = (0..20u64)
+            .map(|x| {
+                pool.submit(
+                    |(x, q, count): (u64, Queue<u64>, Value<u64>)| {
+                        q.put(&(x * x)).unwrap();
+                        *count.get_lock().lock().unwrap() += 1;
+                    },
+                    (x, q.clone(), count.clone()),
+                )
+            })
+            .collect();
+        for f in &futures {
+            assert_eq!(f.result_in_time(), Ok(()));
+        }
+        let mut got: Vec<u64> = (0..20)
+            .map(|_| q.get_timeout(common::DEADLINE).unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
+        assert_eq!(*count.get_lock().lock().unwrap(), 20);
+        // A result cannot hold one: it says so.
+        let back = pool.submit(|q: Queue<u64>| q, q.clone());
+        match back.result_in_time() {
+            Err(TaskError::Broken(why)) | Err(TaskError::Panicked { message: why, .. }) => {
+                assert!(why.contains("cannot hold handles"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

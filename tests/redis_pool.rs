@@ -583,3 +583,17 @@ fn tasks_run_through_a_redis_cluster() {
     let _c = Agent::start_exe(&std::env::current_exe().unwrap(), &urls[0], "cl", KEY, 1);
     assert_eq!(pool.submit(square, 12).result_in_time(), Ok(144));
 }
+
+#[test]
+fn a_handle_in_a_remote_task_is_refused_with_a_reason() {
+    let redis = Redis::start();
+    let pool = pool(&redis, "handles");
+    let q = multiproc::ipc::Queue::<u8>::new(1).unwrap();
+    match pool
+        .submit(|q: multiproc::ipc::Queue<u8>| q.len(), q)
+        .result_in_time()
+    {
+        Err(TaskError::Broken(why)) => assert!(why.contains("other machines"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

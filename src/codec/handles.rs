@@ -70,6 +70,29 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Err
     })
 }
 
+/// Descriptors borrowed for one message: they serialize as a sequence of
+/// handles (each duplicated into the frame), and come out at the other end
+/// as a `Vec<Fd>`.
+pub(crate) struct FdsRef<'a>(pub(crate) &'a [OwnedFd]);
+
+impl serde::Serialize for FdsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        use std::os::fd::AsFd;
+        struct One<'a>(BorrowedFd<'a>);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize_fd(self.0, s)
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for fd in self.0 {
+            seq.serialize_element(&One(fd.as_fd()))?;
+        }
+        seq.end()
+    }
+}
+
 /// A bare descriptor as a message field, for handles built by other layers.
 #[derive(Debug)]
 pub struct Fd(pub OwnedFd);

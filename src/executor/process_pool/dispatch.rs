@@ -44,10 +44,11 @@ pub(crate) fn room(w: Worker, max_tasks: Option<usize>) -> usize {
     (DEPTH - w.outstanding).min(share)
 }
 
-/// A job with a deadline or a large argument is only handed to an idle
-/// worker, and nothing is sent with it.
-pub(crate) fn goes_alone(timeout: bool, arg_len: usize) -> bool {
-    timeout || arg_len > SMALL_ARG
+/// A job with a deadline, a large argument or handles (whose descriptors
+/// must not pile up in one message) is only handed to an idle worker, and
+/// nothing is sent with it.
+pub(crate) fn goes_alone(timeout: bool, arg_len: usize, handles: bool) -> bool {
+    timeout || arg_len > SMALL_ARG || handles
 }
 
 /// A worker's batch being built in this round.
@@ -160,7 +161,8 @@ mod tests {
             ..b(16, 0, 1)
         };
         assert_eq!(pick(&[lone, heavy], false), None);
-        assert!(goes_alone(true, 0) && goes_alone(false, SMALL_ARG + 1));
-        assert!(!goes_alone(false, SMALL_ARG));
+        assert!(goes_alone(true, 0, false) && goes_alone(false, SMALL_ARG + 1, false));
+        assert!(goes_alone(false, 0, true), "handles go alone");
+        assert!(!goes_alone(false, SMALL_ARG, false));
     }
 }

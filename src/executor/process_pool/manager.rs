@@ -27,6 +27,7 @@
 //! than a socket buffer), and a job with a large argument goes alone to an
 //! idle worker, which is reading.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,7 @@ use super::protocol::{BatchOut, JobOut};
 use super::state::{Pending, Shared, fail_all, requeue_front, stopper};
 use super::worker::{Kill, Sent, Worker, collect, spawn_worker, take_back};
 use crate::blocking::lock;
+use crate::codec::handles::FdsRef;
 use crate::futures::TaskError;
 use crate::ipc::{self, Connection, SendError, Waitable};
 use crate::os::image::ImageId;
@@ -48,8 +50,17 @@ pub(crate) struct Config {
     /// Resident memory above which a worker ends after its task (it checks
     /// itself).
     pub(crate) max_memory: Option<u64>,
-    /// The initializer: its entry and encoded argument.
-    pub(crate) init: Option<(i64, Vec<u8>)>,
+    pub(crate) init: Option<Init>,
+}
+
+/// The initializer: its entry, its encoded argument and the descriptors of
+/// the handles in it (shared by the builder's clones; each worker gets
+/// copies).
+#[derive(Clone, Debug)]
+pub(crate) struct Init {
+    pub(crate) entry: i64,
+    pub(crate) arg: Vec<u8>,
+    pub(crate) fds: Arc<Vec<OwnedFd>>,
 }
 
 /// A worker fails to start this many times in a row on its own (the
@@ -285,7 +296,11 @@ impl Manager {
                 })
                 .collect();
             while let Some(front) = st.queue.front() {
-                let alone = dispatch::goes_alone(front.timeout.is_some(), front.arg.len());
+                let alone = dispatch::goes_alone(
+                    front.timeout.is_some(),
+                    front.arg.len(),
+                    !front.fds.is_empty(),
+                );
                 // The least loaded worker with room takes it.
                 let Some(i) = dispatch::pick(&plan, alone) else {
                     break;
@@ -329,6 +344,7 @@ impl Manager {
                         n: s.n,
                         entry: s.task.entry,
                         arg: &s.task.arg,
+                        fds: FdsRef(&s.task.fds),
                     })
                     .collect(),
             };

@@ -21,6 +21,7 @@ pub use progress::WithProgress;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use manager::Config;
+use manager::{Config, Init};
 use state::{Pending, Shared, Sink, State};
 
 use crate::blocking::lock;
@@ -81,7 +82,7 @@ pub struct Builder {
     max_tasks_per_child: Option<usize>,
     max_memory: Option<u64>,
     timeout: Option<Duration>,
-    init: Option<Result<(i64, Vec<u8>), String>>,
+    init: Option<Result<Init, String>>,
     #[cfg(feature = "redis")]
     redis: Option<(String, String)>,
     #[cfg(feature = "redis")]
@@ -204,8 +205,12 @@ impl Builder {
         A: Serialize + DeserializeOwned,
     {
         self.init = Some(
-            protocol::encode_plain(&arg)
-                .map(|bytes| (task::entry_for::<F, A, ()>().to_wire(), bytes))
+            protocol::encode_arg(&arg)
+                .map(|(bytes, fds)| Init {
+                    entry: task::entry_for::<F, A, ()>().to_wire(),
+                    arg: bytes,
+                    fds: Arc::new(fds),
+                })
                 .map_err(|e| e.to_string()),
         );
         self
@@ -457,6 +462,22 @@ impl ProcessPool {
     }
 
     /// Runs `f(arg)` in a worker; returns at once.
+    ///
+    /// `arg` may hold handles — an [`ipc::Queue`](crate::ipc::Queue), a
+    /// lock, a [`shared::Value`](crate::shared::Value) or
+    /// [`Array`](crate::shared::Array) — which reach the worker as they
+    /// reach a [`Process`](crate::process::Process) (not on a Redis-backed
+    /// pool: another machine cannot share them). The result is plain data.
+    ///
+    /// ```
+    /// use multiproc::{executor::ProcessPool, ipc::Queue};
+    /// let pool = ProcessPool::new(1);
+    /// let q: Queue<String> = Queue::new(8)?;
+    /// pool.submit(|q: Queue<String>| q.put(&"from a worker".into()).unwrap(), q.clone())
+    ///     .result()?;
+    /// assert_eq!(q.get()?, "from a worker");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
     where
         F: RemoteFn<A, R>,
@@ -474,7 +495,7 @@ impl ProcessPool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let (promise, future) = Promise::new();
-        let arg = match protocol::encode_plain(&arg) {
+        let (arg, fds) = match protocol::encode_arg(&arg) {
             Ok(a) => a,
             Err(e) => {
                 promise.complete(Err(TaskError::Broken(format!(
@@ -488,7 +509,7 @@ impl ProcessPool {
             _r: PhantomData,
         });
         let entry = task::entry_for::<F, A, R>().to_wire();
-        self.enqueue(entry, arg, options, sink);
+        self.enqueue(entry, arg, fds, options, sink);
         future
     }
 
@@ -499,6 +520,7 @@ impl ProcessPool {
         &self,
         entry: i64,
         arg: Vec<u8>,
+        fds: Vec<OwnedFd>,
         options: TaskOptions,
         sink: Box<dyn Sink>,
     ) {
@@ -519,6 +541,7 @@ impl ProcessPool {
             id,
             entry,
             arg,
+            fds,
             timeout: options.timeout.or(self.timeout),
             retries: options.retries,
             sink,

@@ -9,30 +9,36 @@
 //! | pool → worker | [`Batch`] ([`BatchOut`] as sent): numbered [`Job`]s |
 //! | worker → pool | [`Done`]: a job's number and its [`Outcome`] |
 
+use std::os::fd::OwnedFd;
+
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::claims::Claims;
+use crate::codec::handles::{Fd, FdsRef};
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
 use crate::os::image::ImageId;
 use crate::process::remote;
 
 /// A task, as a worker receives it: its number on the worker's
-/// [`Claims`] board, its entry and its encoded argument.
+/// [`Claims`] board, its entry and its encoded argument, with the
+/// descriptors of the handles the argument holds.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Job {
     pub(crate) n: u64,
     pub(crate) entry: i64,
     pub(crate) arg: ByteBuf,
+    pub(crate) fds: Vec<Fd>,
 }
 
-/// A [`Job`] as the pool sends it (the argument borrowed).
-#[derive(Debug, Serialize)]
+/// A [`Job`] as the pool sends it (the argument and descriptors borrowed).
+#[derive(Serialize)]
 pub(crate) struct JobOut<'a> {
     pub(crate) n: u64,
     pub(crate) entry: i64,
     #[serde(with = "serde_bytes")]
     pub(crate) arg: &'a [u8],
+    pub(crate) fds: FdsRef<'a>,
 }
 
 /// Jobs sent together, in the order the worker runs them.
@@ -43,17 +49,18 @@ pub(crate) struct Batch {
 }
 
 /// A [`Batch`] as the pool sends it.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub(crate) struct BatchOut<'a> {
     pub(crate) image: ImageId,
     pub(crate) jobs: Vec<JobOut<'a>>,
 }
 
-/// The pool's first message to a worker: its board and its initializer.
+/// The pool's first message to a worker: its board and its initializer
+/// (its entry, argument and the argument's descriptors).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Hello {
     pub(crate) claims: Claims,
-    pub(crate) init: Option<(ImageId, i64, ByteBuf)>,
+    pub(crate) init: Option<(ImageId, i64, ByteBuf, Vec<Fd>)>,
     /// Resident memory above which the worker ends after a task.
     pub(crate) max_memory: Option<u64>,
 }
@@ -72,15 +79,25 @@ pub(crate) struct Done {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Ready(pub(crate) Option<String>);
 
-/// Encodes a value as a payload that carries no handle (a task's argument
-/// or result crosses a process boundary as bytes only).
-pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+/// Encodes a task's (or an initializer's) argument: its bytes, and the
+/// descriptors of the handles it holds (queues, locks, shared memory),
+/// which travel to the worker beside the bytes, as to a `Process`.
+pub(crate) fn encode_arg<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), CodecError> {
     let frame = codec::encode(value, DEFAULT_MAX_MESSAGE_SIZE)?;
-    if !frame.fds.is_empty() {
+    Ok((frame.bytes[HEADER_LEN..].to_vec(), frame.fds))
+}
+
+/// Encodes a task's result, which carries no handle (it is passed on by
+/// the pool as bytes only).
+pub(crate) fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let (bytes, fds) = encode_arg(value)?;
+    if !fds.is_empty() {
         return Err(CodecError::Encode(
-            "a process pool task's argument or result cannot hold handles; start a Process for that"
+            "a process pool task's result cannot hold handles; return them from a Process, or pass them to the tasks"
                 .into(),
         ));
     }
-    Ok(frame.bytes[HEADER_LEN..].to_vec())
+    Ok(bytes)
 }

@@ -5,6 +5,7 @@
 //! sinks; `submit` does not know which backend runs.
 
 use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
 use std::sync::{Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub(crate) struct Pending {
     pub(crate) id: u64,
     pub(crate) entry: i64,
     pub(crate) arg: Vec<u8>,
+    /// The descriptors of the handles in the argument (kept until the task
+    /// is answered: a job taken back goes out again with them).
+    pub(crate) fds: Vec<OwnedFd>,
     pub(crate) timeout: Option<Duration>,
     /// Runs again after a lost worker machine, this many times at most
     /// (read by the Redis backend only: a local worker is never "lost").

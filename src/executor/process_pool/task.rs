@@ -2,24 +2,27 @@
 //! transport ([`TaskCall`]) through which [`remote`] runs each task.
 
 use std::cell::RefCell;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
-use super::protocol::{Batch, Done, Hello, Outcome, Ready, encode_plain};
+use super::protocol::{Batch, Done, Hello, Outcome, Ready, encode_result};
 use crate::codec;
+use crate::codec::handles::Fd;
 use crate::ipc::{Connection, RecvError};
 use crate::os::image::{Entry, ImageId};
 use crate::os::proc;
 use crate::panic::{self, Report};
 use crate::process::remote::{self, Call};
 
-/// What an entry receives: the encoded argument, and where to leave the
-/// outcome.
+/// What an entry receives: the encoded argument and its descriptors, and
+/// where to leave the outcome.
 pub(crate) struct TaskCall {
     arg: Vec<u8>,
+    fds: Vec<OwnedFd>,
     out: Rc<RefCell<Option<Outcome>>>,
 }
 
@@ -39,12 +42,12 @@ impl Call for TaskCall {
     const REPORT: Report = Report::Quiet;
 
     fn argument<A: DeserializeOwned>(&mut self) -> Result<A, String> {
-        codec::decode::<A>(&self.arg, Vec::new()).map_err(|e| e.to_string())
+        codec::decode::<A>(&self.arg, std::mem::take(&mut self.fds)).map_err(|e| e.to_string())
     }
 
     fn finish<R: Serialize>(self, outcome: remote::Outcome<&R>) -> i32 {
         let outcome = match outcome {
-            remote::Outcome::Returned(value) => match encode_plain(value) {
+            remote::Outcome::Returned(value) => match encode_result(value) {
                 Ok(bytes) => Outcome::Returned(ByteBuf::from(bytes)),
                 Err(e) => Outcome::Failed(format!("cannot send the result: {e}")),
             },
@@ -58,7 +61,7 @@ impl Call for TaskCall {
     }
 }
 
-fn run(image: &ImageId, entry: i64, arg: Vec<u8>) -> Outcome {
+fn run(image: &ImageId, entry: i64, arg: Vec<u8>, fds: Vec<Fd>) -> Outcome {
     // SAFETY: the worker reads jobs only from the socket its pool created
     // for it, which no other process can write to; the pool built each
     // offset with `entry_for` (a `TaskCall` entry).
@@ -68,6 +71,7 @@ fn run(image: &ImageId, entry: i64, arg: Vec<u8>) -> Outcome {
             let out = Rc::new(RefCell::new(None));
             entry.call(TaskCall {
                 arg,
+                fds: fds.into_iter().map(|Fd(fd)| fd).collect(),
                 out: out.clone(),
             });
             out.take()
@@ -85,7 +89,7 @@ pub(crate) fn worker_main(conn: Connection) {
     };
     let ready = match hello
         .init
-        .map(|(image, entry, arg)| run(&image, entry, arg.into_vec()))
+        .map(|(image, entry, arg, fds)| run(&image, entry, arg.into_vec(), fds))
     {
         None | Some(Outcome::Returned(_)) => Ready(None),
         Some(Outcome::Panicked { message, location }) => Ready(Some(format!(
@@ -111,7 +115,7 @@ pub(crate) fn worker_main(conn: Connection) {
             if !hello.claims.claim(job.n) {
                 continue; // taken back by the pool
             }
-            let outcome = run(&batch.image, job.entry, job.arg.into_vec());
+            let outcome = run(&batch.image, job.entry, job.arg.into_vec(), job.fds);
             if conn.send(&Done { n: job.n, outcome }).is_err() {
                 return; // the pool is gone
             }

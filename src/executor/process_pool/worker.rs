@@ -13,6 +13,7 @@ use super::manager::Config;
 use super::protocol::{Done, Hello, Outcome, Ready};
 use super::state::Pending;
 use super::task;
+use crate::codec::handles::Fd;
 use crate::futures::TaskError;
 use crate::ipc::{Connection, Pipe, RecvError, SendError};
 use crate::os::image::ImageId;
@@ -76,6 +77,19 @@ impl Worker {
 pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Worker, String> {
     let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
     let claims = Claims::new().map_err(|e| e.to_string())?;
+    let init = match &cfg.init {
+        None => None,
+        Some(init) => {
+            // This worker's copies of the handles in the argument.
+            let fds = init
+                .fds
+                .iter()
+                .map(|fd| fd.try_clone().map(Fd))
+                .collect::<std::io::Result<Vec<Fd>>>()
+                .map_err(|e| format!("cannot pass the initializer's handles: {e}"))?;
+            Some((image, init.entry, ByteBuf::from(init.arg.clone()), fds))
+        }
+    };
     let mut process = Process::builder()
         .start_method(cfg.method)
         .daemon(true)
@@ -84,10 +98,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         .map_err(|e| format!("cannot start a worker process: {e}"))?;
     let hello = Hello {
         claims: claims.clone(),
-        init: cfg
-            .init
-            .as_ref()
-            .map(|(entry, arg)| (image, *entry, ByteBuf::from(arg.clone()))),
+        init,
         max_memory: cfg.max_memory,
     };
     match ours.send(&hello) {

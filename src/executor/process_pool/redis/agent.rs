@@ -437,7 +437,7 @@ fn run_task(
     // The entry comes from a message signed under the pool's key and
     // compiled into this very build (checked just above): the local pool
     // may name it to its workers.
-    local.enqueue(task.entry, task.arg.into_vec(), options, sink);
+    local.enqueue(task.entry, task.arg.into_vec(), Vec::new(), options, sink);
     Ok(1)
 }
 

@@ -268,6 +268,12 @@ fn push(remote: &Remote, shared: &Arc<Shared>, con: &mut Con) -> redis::RedisRes
     let mut sealed_all = Vec::with_capacity(queued.len());
     let mut table = lock(&remote.table);
     for p in queued {
+        if !p.fds.is_empty() {
+            p.sink.finish(Err(TaskError::Broken(
+                "the task's argument holds handles (queues, locks, shared memory of this machine): they cannot reach workers on other machines".into(),
+            )));
+            continue;
+        }
         if !p.sink.start(stopper(&weak, p.id)) {
             continue; // cancelled before it was sent
         }
