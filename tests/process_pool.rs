@@ -745,3 +745,53 @@ mod handles {
         }
     }
 }
+
+/// Counts its runs in `dir` (one file each); dies (abort) on the first
+/// `deaths` runs, then returns how many runs it took.
+fn dies_then_lives((dir, deaths): (String, usize)) -> usize {
+    let runs = std::fs::read_dir(&dir).unwrap().count() + 1;
+    std::fs::write(format!("{dir}/{runs}"), b"").unwrap();
+    if runs <= deaths {
+        std::process::abort();
+    }
+    runs
+}
+
+#[test]
+fn a_task_asking_for_retries_runs_again_after_its_worker_dies() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2);
+    let run = |name: &str, deaths: usize, retries: u32| {
+        let dir = marker(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = pool.submit_with(
+            dies_then_lives,
+            (dir.clone(), deaths),
+            TaskOptions::default().retries(retries),
+        );
+        let got = f.result_in_time();
+        let runs = std::fs::read_dir(&dir).unwrap().count();
+        let _ = std::fs::remove_dir_all(&dir);
+        (got, runs)
+    };
+    // Dies twice, two retries: the third run returns.
+    assert_eq!(run("retry-ok", 2, 2), (Ok(3), 3));
+    // Dies three times, two retries: it fails as its last worker died.
+    let (got, runs) = run("retry-out", 3, 2);
+    assert!(matches!(got, Err(TaskError::WorkerDied { .. })), "{got:?}");
+    assert_eq!(runs, 3);
+    // No retries (the default): one run.
+    let (got, runs) = run("retry-none", 1, 0);
+    assert!(matches!(got, Err(TaskError::WorkerDied { .. })), "{got:?}");
+    assert_eq!(runs, 1);
+    // A deadline is not a death to retry.
+    let slow = pool.submit_with(
+        |()| std::thread::sleep(Duration::from_secs(60)),
+        (),
+        TaskOptions::timeout(Duration::from_millis(100)).retries(3),
+    );
+    assert!(matches!(
+        slow.result_in_time(),
+        Err(TaskError::DeadlineExceeded(_))
+    ));
+}

@@ -475,6 +475,14 @@ impl Manager {
                 (Some(Kill::Retired), _) => {
                     TaskError::Broken("a recycled worker was running it".into())
                 }
+                (None, Some(_)) if s.task.retries > 0 && !s.task.sink.is_done() => {
+                    // It asked to run again after its worker's death: first
+                    // in line, on another worker.
+                    let mut task = s.task;
+                    task.retries -= 1;
+                    back.push(task);
+                    continue;
+                }
                 (None, Some(status)) => TaskError::WorkerDied { status },
                 (None, None) => TaskError::Broken("a worker vanished".into()),
             };

@@ -48,12 +48,14 @@ pub struct TaskOptions {
     /// Kill the task's worker when the task runs longer than this; the
     /// future fails with [`TaskError::DeadlineExceeded`].
     pub timeout: Option<Duration>,
-    /// How many times a task that was running on a worker machine that was
-    /// lost (a pool with workers reached through Redis) runs again
-    /// elsewhere before it fails with [`TaskError::WorkerLost`]. Default 0:
-    /// a task that had started is never run twice unless it asks. (A local
-    /// worker's death is the task's own failure, `WorkerDied`, never
-    /// retried.)
+    /// How many times a task whose worker died under it runs again (on a
+    /// fresh worker, first in line) before it fails: with
+    /// [`TaskError::WorkerDied`] when a local worker died (a signal, an
+    /// abort, an exit), with [`TaskError::WorkerLost`] when a worker
+    /// machine of a Redis-backed pool was lost. As Ray's and Dask's
+    /// retries. Default 0: a task that had started is never run twice
+    /// unless it asks. A task killed at its deadline or cancelled is not
+    /// retried.
     pub retries: u32,
 }
 
@@ -66,7 +68,18 @@ impl TaskOptions {
         }
     }
 
-    /// These options with `n` retries after a lost worker machine.
+    /// These options with `n` retries after the death of the task's worker
+    /// (see [`retries`](Self::retries)).
+    ///
+    /// ```
+    /// use multiproc::executor::{ProcessPool, TaskOptions};
+    /// use multiproc::futures::TaskError;
+    ///
+    /// let pool = ProcessPool::new(1);
+    /// let dies = |()| -> u8 { std::process::abort() };
+    /// let f = pool.submit_with(dies, (), TaskOptions::default().retries(2));
+    /// assert!(matches!(f.result(), Err(TaskError::WorkerDied { .. }))); // after 3 runs
+    /// ```
     pub fn retries(mut self, n: u32) -> TaskOptions {
         self.retries = n;
         self

@@ -25,8 +25,7 @@ pub(crate) struct Pending {
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) timeout: Option<Duration>,
     /// Runs again after a lost worker machine, this many times at most
-    /// (read by the Redis backend only: a local worker is never "lost").
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// (the Redis backend), or whose local worker died under it.
     pub(crate) retries: u32,
     pub(crate) sink: Box<dyn Sink>,
     /// Already marked running (it was taken back from a worker).
