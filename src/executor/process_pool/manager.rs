@@ -177,11 +177,13 @@ impl Manager {
             }
             match spawn_worker(&self.cfg, self.started, self.image) {
                 Ok(w) => {
+                    tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), name = %w.process.name(), "worker started");
                     self.started += 1;
                     self.workers.push(w);
                     self.pids_changed = true;
                 }
                 Err(why) => {
+                    tracing::warn!(target: "multiproc::pool", %why, "cannot start a worker");
                     self.failures += 1;
                     if self.failures >= START_FAILURES {
                         fail_all(&self.shared, why);
@@ -214,8 +216,7 @@ impl Manager {
                     let s = w.sent.remove(i).expect("an index from position");
                     s.task.sink.finish(Err(TaskError::Cancelled));
                 } else if w.killed.is_none() && w.claims.stop(n) {
-                    w.killed = Some(Kill::Cancelled);
-                    let _ = w.process.kill();
+                    w.kill_for(Kill::Cancelled);
                 }
                 // Otherwise it has just ended: its answer is on the way.
             }
@@ -242,8 +243,7 @@ impl Manager {
             let back = take_back(w, usize::MAX);
             requeue_front(&self.shared, back);
             if w.sent.is_empty() && w.killed.is_none() {
-                let _ = w.process.kill();
-                w.killed = Some(Kill::Retired);
+                w.kill_for(Kill::Retired);
             }
         }
     }
@@ -433,8 +433,7 @@ impl Manager {
                 let s = w.sent.pop_front().expect("a front");
                 s.task.sink.finish(Err(TaskError::DeadlineExceeded(t)));
             } else if w.claims.stop(n) {
-                w.killed = Some(Kill::Timeout(t));
-                let _ = w.process.kill();
+                w.kill_for(Kill::Timeout(t));
             }
             // Otherwise it has just ended: its answer is on the way.
         }
@@ -446,6 +445,17 @@ impl Manager {
         collect(&mut w, &self.cfg, &mut self.failures, &mut self.kills);
         let status = w.process.exit_status();
         let _ = w.process.join();
+        let pid = w.process.pid();
+        match (w.killed, status) {
+            (None, Some(status)) if !status.success() => tracing::warn!(
+                target: "multiproc::pool", pid, %status, starting = w.starting,
+                running = w.sent.front().is_some_and(|s| w.claims.claimed(s.n)),
+                "a worker died"
+            ),
+            (killed, status) => tracing::debug!(
+                target: "multiproc::pool", pid, ?killed, status = ?status, "a worker ended"
+            ),
+        }
         if w.starting && w.killed.is_none() {
             let why = w.start_error.take().unwrap_or_else(|| {
                 format!(
@@ -480,6 +490,10 @@ impl Manager {
                     // in line, on another worker.
                     let mut task = s.task;
                     task.retries -= 1;
+                    tracing::info!(
+                        target: "multiproc::pool", task = task.id, retries_left = task.retries,
+                        "a task runs again after its worker died"
+                    );
                     back.push(task);
                     continue;
                 }

@@ -360,6 +360,16 @@ impl Builder {
 /// whose argument is over 16 KiB (it must not fill a busy worker's pipe):
 /// a pool with a default timeout hands out one task at a time.
 ///
+/// # Seeing what it does
+///
+/// [`worker_pids`](Self::worker_pids) lists the workers (`ps` shows them
+/// as `ProcessPoolWo-N`), and the pool tells what happens to them as
+/// [`tracing`](https://docs.rs/tracing) events, target `multiproc::pool`:
+/// a worker started, ready, killed (`why`: a timeout, a cancel, recycling),
+/// died (`pid`, `status`, whether it was `running` a task) or ended; a task
+/// retried; the pool broken (`why`). A Redis-backed pool adds
+/// `multiproc::redis`: a worker fenced, a refusal, Redis given up on.
+///
 /// # Differences from Python
 ///
 /// Python's pool turns every pending future into `BrokenProcessPool` when

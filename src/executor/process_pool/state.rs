@@ -129,6 +129,7 @@ pub(crate) fn requeue_front(shared: &Shared, tasks: Vec<Pending>) {
 
 /// Workers cannot be started: every queued task fails.
 pub(crate) fn fail_all(shared: &Shared, why: String) {
+    tracing::error!(target: "multiproc::pool", %why, "the pool is broken");
     let mut st = lock(&shared.state);
     st.broken = Some(why.clone());
     let queued: Vec<Pending> = st.queue.drain(..).collect();

@@ -20,7 +20,7 @@ use crate::os::image::ImageId;
 use crate::process::Process;
 
 /// Why the pool killed a worker that had a task running.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Kill {
     Timeout(Duration),
     Cancelled,
@@ -53,6 +53,14 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Kills the worker, saying why (its running task fails accordingly
+    /// when it is buried).
+    pub(crate) fn kill_for(&mut self, why: Kill) {
+        tracing::info!(target: "multiproc::pool", pid = self.process.pid(), ?why, "killing a worker");
+        self.killed = Some(why);
+        let _ = self.process.kill();
+    }
+
     pub(crate) fn takes_jobs(&self) -> bool {
         !self.starting && !self.retiring && self.killed.is_none()
     }
@@ -132,6 +140,7 @@ pub(crate) fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills:
     if w.starting {
         match w.conn.try_recv::<Ready>() {
             Ok(Ready(None)) => {
+                tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), "worker ready");
                 w.starting = false;
                 (*failures, *kills) = (0, 0);
             }

@@ -107,8 +107,12 @@ pub fn serve(url: &str, pool: &str, options: ServeOptions) -> io::Result<()> {
     loop {
         match session(&ctx) {
             Ok(Never::Fatal(e)) => return Err(e),
-            Ok(Never::Lost) => tries = 0,
-            Err(_) => {
+            Ok(Never::Lost) => {
+                tracing::warn!(target: "multiproc::redis", "the agent lost its lease: registering again");
+                tries = 0;
+            }
+            Err(e) => {
+                tracing::warn!(target: "multiproc::redis", error = %e, "the agent lost Redis: registering again");
                 std::thread::sleep(keys::backoff(tries));
                 tries += 1;
             }

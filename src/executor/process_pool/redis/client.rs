@@ -183,6 +183,7 @@ fn run(
                             "Redis at {} unreachable for {:?}: {}",
                             remote.cfg.url, remote.cfg.redis_deadline, since.1
                         );
+                        tracing::error!(target: "multiproc::redis", %why, "giving up on Redis");
                         break_pool(remote, shared, why);
                         break;
                     }
@@ -430,6 +431,7 @@ fn watch(remote: &Remote, con: &mut Con) -> redis::RedisResult<()> {
             .arg(w)
             .invoke(con)?;
         if let Some(tasks) = lost {
+            tracing::warn!(target: "multiproc::redis", worker = %w, started = tasks.len(), "a worker lost its lease: fenced");
             found.extend(tasks.into_iter().map(|t| (w.clone(), t)));
         }
     }
@@ -460,6 +462,7 @@ fn watch(remote: &Remote, con: &mut Con) -> redis::RedisResult<()> {
     for e in events {
         match remote.seal.open(&e) {
             Ok(Message::Refused { worker, why }) => {
+                tracing::warn!(target: "multiproc::redis", %worker, %why, "a worker refused the pool");
                 let line = format!("{worker}: {why}");
                 let mut r = lock(&remote.refusals);
                 if !r.contains(&line) {
