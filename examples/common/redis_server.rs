@@ -40,20 +40,14 @@ impl RedisServer {
     /// until it listens.
     pub fn restart(&mut self) -> io::Result<()> {
         let _ = std::fs::remove_file(self.socket());
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(self.socket())
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("redis-server is needed (Debian package redis-server): {e}"),
-                )
-            })?;
+        let child = redis_server(
+            Command::new("redis-server")
+                .args(["--port", "0", "--save", "", "--appendonly", "no"])
+                .arg("--unixsocket")
+                .arg(self.socket())
+                .arg("--dir")
+                .arg(&self.dir),
+        )?;
         self.child = Some(child);
         let t = Instant::now();
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -107,28 +101,22 @@ impl RedisCluster {
             let port = free_port()?;
             let node_dir = c.dir.join(format!("node{i}"));
             std::fs::create_dir_all(&node_dir)?;
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--cluster-config-file")
-                .arg(node_dir.join("nodes.conf"))
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("redis-server is needed (Debian package redis-server): {e}"),
-                    )
-                })?;
+            let child = redis_server(
+                Command::new("redis-server")
+                    .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .arg("--cluster-config-file")
+                    .arg(node_dir.join("nodes.conf"))
+                    .arg("--dir")
+                    .arg(&node_dir),
+            )?;
             c.nodes.push((child, port));
         }
         let t = Instant::now();
@@ -186,6 +174,16 @@ impl RedisCluster {
             .map(|(_, p)| format!("redis://127.0.0.1:{p}/"))
             .collect()
     }
+}
+
+/// Starts `redis-server` as `cmd` says, saying where to get it if missing.
+fn redis_server(cmd: &mut Command) -> io::Result<Child> {
+    cmd.stdout(Stdio::null()).spawn().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("redis-server is needed (Debian package redis-server): {e}"),
+        )
+    })
 }
 
 /// A loopback port nobody listens on now, whose cluster-bus port (+10000)

@@ -605,11 +605,10 @@ struct Items<'a, 'de> {
     left: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
-    type Error = Error;
-
+impl<'de> Items<'_, 'de> {
+    /// The next item (an element, or a map's key), if any is left.
     #[inline]
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
         if self.left == 0 {
             return Ok(None);
         }
@@ -618,8 +617,22 @@ impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
     }
 
     #[inline]
-    fn size_hint(&self) -> Option<usize> {
+    fn hint(&self) -> Option<usize> {
         Some(self.left.min(self.de.input.len()))
+    }
+}
+
+impl<'de> de::SeqAccess<'de> for Items<'_, 'de> {
+    type Error = Error;
+
+    #[inline]
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        self.next(seed)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> Option<usize> {
+        self.hint()
     }
 }
 
@@ -628,11 +641,7 @@ impl<'de> de::MapAccess<'de> for Items<'_, 'de> {
 
     #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        self.de.item(seed).map(Some)
+        self.next(seed)
     }
 
     #[inline]
@@ -642,7 +651,7 @@ impl<'de> de::MapAccess<'de> for Items<'_, 'de> {
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left.min(self.de.input.len()))
+        self.hint()
     }
 }
 
