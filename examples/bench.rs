@@ -18,7 +18,7 @@ use multiproc::futures::Future;
 use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
-use multiproc::shared::{Atomic, Value};
+use multiproc::shared::{Atomic, RawArray, Value};
 use serde_bytes::ByteBuf;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
@@ -617,6 +617,70 @@ mod dist {
     }
 }
 
+/// The array the pool's workers keep (given once, by the initializer).
+static SHARED_ARRAY: std::sync::OnceLock<RawArray<f64>> = std::sync::OnceLock::new();
+
+fn keep_array(a: RawArray<f64>) {
+    let _ = SHARED_ARRAY.set(a);
+}
+
+fn sum_part((part, parts): (usize, usize)) -> f64 {
+    let a = SHARED_ARRAY.get().expect("the initializer ran");
+    let per = a.len().div_ceil(parts);
+    a[(part * per).min(a.len())..((part + 1) * per).min(a.len())]
+        .iter()
+        .sum()
+}
+
+/// 100 MB of f64 in a `RawArray`, summed by 4 pool workers (a quarter
+/// each, no copy: the workers map it once, through the initializer) and by
+/// one thread; medians of `reps` after a first, untimed run of each.
+fn shared_array_sum(items: usize, reps: usize) {
+    let data = RawArray::from_fn(items, |xs: &mut [f64]| {
+        for (i, x) in xs.iter_mut().enumerate() {
+            *x = (i % 1000) as f64;
+        }
+    })
+    .expect("a RawArray");
+    let pool = ProcessPool::builder()
+        .max_workers(4)
+        .initializer(keep_array, data.clone())
+        .build()
+        .expect("a pool");
+    let parts = |pool: &ProcessPool| -> f64 {
+        let futures: Vec<_> = (0..4).map(|p| pool.submit(sum_part, (p, 4))).collect();
+        futures.iter().map(|f| f.result().expect("a sum")).sum()
+    };
+    let expected: f64 = data.iter().sum();
+    assert_eq!(parts(&pool), expected);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut four = Vec::new();
+    let mut single = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        std::hint::black_box(parts(&pool));
+        four.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        std::hint::black_box(data.iter().sum::<f64>());
+        single.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (four, single) = (median(four), median(single));
+    emit(
+        "shared_array_sum",
+        four,
+        "ms",
+        "multiproc",
+        &[
+            ("single_ms", format!("{single:.3}")),
+            ("ratio", format!("{:.3}", four / single)),
+            ("workers", "4".into()),
+        ],
+    );
+}
+
 fn main() {
     if std::env::var_os(RAW_CHILD).is_some() {
         return; // the raw re-exec baseline's child: start, then exit
@@ -665,6 +729,9 @@ fn main() {
     }
     if want("spawn_join") {
         spawn_join(200 / k);
+    }
+    if want("shared_array_sum") {
+        shared_array_sum(12_500_000 / k, 11);
     }
     #[cfg(feature = "redis")]
     if (want("dist_pool_task") || want("dist_pool_map") || want("dist_crash_recovery"))

@@ -172,7 +172,7 @@
 //! | [`codec`] | serde values to length-prefixed frames, with a size limit; descriptors beside the bytes |
 //! | [`sync`] | locks and friends in shared memory, for threads and processes: [`Mutex`](sync::Mutex), [`Lock`](sync::Lock), [`RLock`](sync::RLock), [`Condvar`](sync::Condvar), [`Semaphore`](sync::Semaphore), [`Event`](sync::Event), [`Barrier`](sync::Barrier); robust against a holder's death |
 //! | [`ipc`] | [`Pipe`](ipc::Pipe), [`Connection`](ipc::Connection), [`Queue`](ipc::Queue)/[`JoinableQueue`](ipc::JoinableQueue)/[`SimpleQueue`](ipc::SimpleQueue) in shared memory, [`Listener`](ipc::Listener)/[`Client`](ipc::Client) with an auth key, [`wait`](ipc::wait) |
-//! | [`shared`] | [`Value`](shared::Value), [`Array`](shared::Array), [`Atomic`](shared::Atomic), named [`SharedMemory`](shared::SharedMemory) |
+//! | [`shared`] | [`Value`](shared::Value), [`Array`](shared::Array), [`Atomic`](shared::Atomic), [`RawArray`](shared::RawArray), named [`SharedMemory`](shared::SharedMemory) |
 //! | [`process`] | [`Process`](process::Process), start methods, [`current_process`](process::current_process) |
 //! | [`futures`] | [`Future`](futures::Future), [`wait`](futures::wait), [`as_completed`](futures::as_completed) |
 //! | [`executor`] | [`ThreadPool`](executor::ThreadPool), [`ProcessPool`](executor::ProcessPool) (a dead worker fails only its task) |

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use multiproc::process::Process;
 use multiproc::shared::{Array, Atomic, SharedMemory, Value};
+use std::os::fd::AsFd;
 
 #[test]
 fn ticket_counter_on_a_value_is_exact() {
@@ -142,4 +143,63 @@ fn bad_names_and_sizes_are_refused() {
     assert!(SharedMemory::create(&name, 0).is_err());
     // The failed create left nothing behind.
     assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+}
+
+mod raw_array {
+    use super::*;
+    use multiproc::codec::{self, handles::Fd};
+    use multiproc::shared::RawArray;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    #[test]
+    fn a_raw_array_is_read_everywhere_without_a_lock() {
+        let _c = common::clean();
+        let data = RawArray::from_fn(100_000, |xs: &mut [u64]| {
+            for (i, x) in xs.iter_mut().enumerate() {
+                *x = i as u64;
+            }
+        })
+        .unwrap();
+        let expected: u64 = data.iter().sum();
+        let mut readers: Vec<_> = (0..3)
+            .map(|k| {
+                Process::start(
+                    |(d, k): (RawArray<u64>, usize)| d.iter().skip(k).step_by(3).sum::<u64>(),
+                    (data.clone(), k),
+                )
+                .unwrap()
+            })
+            .collect();
+        let sum: u64 = readers.iter_mut().map(|p| p.join_in_time().unwrap()).sum();
+        assert_eq!(sum, expected);
+        assert_eq!(RawArray::<u8>::new(&[]).unwrap().len(), 0);
+        assert!(RawArray::<()>::new(&[(); 3]).is_err(), "zero-sized items");
+    }
+
+    #[test]
+    fn nobody_can_write_it_and_unsealed_memory_is_refused() {
+        let _c = common::clean();
+        let data = RawArray::new(&[1u8, 2, 3]).unwrap();
+        // The kernel refuses a write through its descriptor.
+        // SAFETY: write(2) of 1 byte from a valid buffer to an open fd.
+        let wrote = unsafe { libc::write(data.as_fd().as_raw_fd(), [9u8].as_ptr().cast(), 1) };
+        assert_eq!(wrote, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EPERM)
+        );
+        assert_eq!(&data[..], [1, 2, 3]);
+        // A writable memory file sent as a RawArray is refused.
+        // SAFETY: memfd_create with a NUL-terminated name; the fd is ours.
+        let raw = unsafe { libc::memfd_create(c"forged".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(raw >= 0);
+        // SAFETY: `raw` was just returned open by memfd_create.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate of our own memory file.
+        assert_eq!(unsafe { libc::ftruncate(raw, 4096) }, 0);
+        let frame = codec::encode(&(Fd(fd), 3u64), 1 << 20).unwrap();
+        let e = codec::decode::<RawArray<u8>>(&frame.bytes[codec::HEADER_LEN..], frame.fds)
+            .unwrap_err();
+        assert!(e.to_string().contains("not sealed"), "{e}");
+    }
 }

@@ -131,6 +131,117 @@ impl Drop for Segment {
     }
 }
 
+/// A shared-memory file sealed read-only (`F_SEAL_WRITE`, `F_SEAL_SHRINK`,
+/// `F_SEAL_GROW`, `F_SEAL_SEAL`), mapped read-only: the kernel refuses any
+/// write to it by anyone, for ever, so its bytes may be lent out as a
+/// plain `&[u8]` in every process that maps it.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    fd: OwnedFd,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the bytes can never change (the seals forbid every write), so
+// sharing the handle and reading them from any thread is race-free.
+unsafe impl Send for Sealed {}
+// SAFETY: as above.
+unsafe impl Sync for Sealed {}
+
+const READ_ONLY: rustix::fs::SealFlags = rustix::fs::SealFlags::WRITE
+    .union(rustix::fs::SealFlags::SHRINK)
+    .union(rustix::fs::SealFlags::GROW)
+    .union(rustix::fs::SealFlags::SEAL);
+
+impl Sealed {
+    /// A new segment of `len` bytes (at least 1), zero-filled, then given
+    /// to `fill` through a writable mapping that is gone before the seals
+    /// go on.
+    pub(crate) fn create(
+        name: &str,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> io::Result<Sealed> {
+        use rustix::fs::MemfdFlags;
+        let len = len.max(1);
+        let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        rustix::fs::ftruncate(&fd, len as u64)?;
+        let writable = Segment::map(fd, len)?;
+        // SAFETY: the mapping is ours alone (the file was just made and
+        // has not been shared), `len` bytes long, and lives until the end
+        // of this block.
+        fill(unsafe { std::slice::from_raw_parts_mut(writable.as_ptr(), writable.len()) });
+        let fd = writable.fd.try_clone()?;
+        drop(writable); // F_SEAL_WRITE needs no writable mapping left
+        rustix::fs::fcntl_add_seals(&fd, READ_ONLY)?;
+        Sealed::map(fd, len)
+    }
+
+    /// Maps a segment received from another process, after checking that
+    /// it is sealed read-only (a writable one is refused: its bytes could
+    /// change under a reader).
+    pub(crate) fn open(fd: OwnedFd) -> io::Result<Sealed> {
+        let seals = rustix::fs::fcntl_get_seals(&fd)?;
+        if !seals.contains(READ_ONLY) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the shared memory is not sealed read-only",
+            ));
+        }
+        let len = rustix::fs::fstat(&fd)?.st_size;
+        let len = usize::try_from(len).map_err(|_| io::Error::other("segment size"))?;
+        Sealed::map(fd, len)
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> io::Result<Sealed> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an empty sealed segment",
+            ));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps
+        // nothing of ours; `fd` is a memory file of `len` bytes that can no
+        // longer shrink (sealed), so every page stays backed.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )?
+        };
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Sealed { fd, ptr, len })
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes while `self` lives, and
+        // the seals guarantee no process ever writes them.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl AsFd for Sealed {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `map`, and no
+        // borrow of the bytes outlives `self`.
+        unsafe {
+            let _ = rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
 /// Sleeps while `*word == expected`, at most until `deadline`, across
 /// processes (a shared futex). Returns on a wake, a timeout, a signal or a
 /// changed value: callers re-check their condition.
