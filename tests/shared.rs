@@ -203,3 +203,29 @@ mod raw_array {
         assert!(e.to_string().contains("not sealed"), "{e}");
     }
 }
+
+#[test]
+fn shared_memory_travels_as_an_argument_and_the_receiver_may_unlink_it() {
+    let _c = common::clean();
+    let name = common::unique_name("shm-arg")
+        .trim_start_matches('@')
+        .to_string();
+    let shm = SharedMemory::create(&name, 4096).unwrap();
+    shm.write_at(0, b"from the parent").unwrap();
+    let mut child = Process::start(
+        |shm: SharedMemory| {
+            let mut buf = [0u8; 15];
+            shm.read_at(0, &mut buf).unwrap();
+            shm.write_at(100, b"from the child").unwrap();
+            shm.unlink().unwrap();
+            buf.to_vec()
+        },
+        shm.clone(),
+    )
+    .unwrap();
+    assert_eq!(child.join_in_time().unwrap(), b"from the parent");
+    let mut buf = [0u8; 14];
+    shm.read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"from the child");
+    assert!(SharedMemory::open(&name).is_err(), "the child unlinked it");
+}

@@ -3,6 +3,12 @@
 use std::fmt;
 use std::io;
 
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::handles::Fd;
 use crate::os::shm::Segment;
 
 /// A named block of shared memory (`/dev/shm/NAME`); Python's
@@ -13,6 +19,12 @@ use crate::os::shm::Segment;
 /// outlives its processes until [`unlink`](Self::unlink) removes the name —
 /// as in Python. Between processes we start, prefer [`Array`](super::Array):
 /// anonymous, locked, and never left behind.
+///
+/// A `SharedMemory` also travels as an argument — to a
+/// [`Process`](crate::process::Process), a pool task, over a
+/// [`Connection`](crate::ipc::Connection) — by its descriptor, with its
+/// name (so the receiver may [`unlink`](Self::unlink) it): no open by name,
+/// and it works after the name is gone.
 ///
 /// ```
 /// use multiproc::shared::SharedMemory;
@@ -27,9 +39,39 @@ use crate::os::shm::Segment;
 /// assert!(SharedMemory::open(&name).is_err());
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct SharedMemory {
-    seg: Segment,
+    /// Clones share one mapping.
+    seg: Arc<Segment>,
     name: String,
+}
+
+impl Serialize for SharedMemory {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Handle<'a>(&'a Segment);
+        impl Serialize for Handle<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                crate::codec::handles::serialize_fd(self.0.as_fd(), s)
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&Handle(&self.seg))?;
+        t.serialize_element(&self.name)?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedMemory {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (Fd(fd), name) = <(Fd, String)>::deserialize(d)?;
+        let name = path(&name).map_err(serde::de::Error::custom)?;
+        let seg = Segment::open(fd).map_err(serde::de::Error::custom)?;
+        Ok(SharedMemory {
+            seg: Arc::new(seg),
+            name,
+        })
+    }
 }
 
 impl fmt::Debug for SharedMemory {
@@ -60,7 +102,7 @@ impl SharedMemory {
     pub fn create(name: &str, size: usize) -> io::Result<SharedMemory> {
         let p = path(name)?;
         Ok(SharedMemory {
-            seg: Segment::named(&p, Some(size))?,
+            seg: Arc::new(Segment::named(&p, Some(size))?),
             name: p,
         })
     }
@@ -70,7 +112,7 @@ impl SharedMemory {
     pub fn open(name: &str) -> io::Result<SharedMemory> {
         let p = path(name)?;
         Ok(SharedMemory {
-            seg: Segment::named(&p, None)?,
+            seg: Arc::new(Segment::named(&p, None)?),
             name: p,
         })
     }
