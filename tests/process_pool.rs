@@ -795,3 +795,35 @@ fn a_task_asking_for_retries_runs_again_after_its_worker_dies() {
         Err(TaskError::DeadlineExceeded(_))
     ));
 }
+
+#[test]
+fn stats_count_what_the_pool_did() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(1);
+    let ok: Vec<_> = (0..5u64).map(|x| pool.submit(square, x)).collect();
+    for f in &ok {
+        f.result_in_time().unwrap();
+    }
+    let dies = pool.submit(|()| -> u8 { std::process::abort() }, ());
+    assert!(dies.result_in_time().is_err());
+    // A task queued behind a long one, cancelled before it runs.
+    let dir = marker("stats");
+    let long = pool.submit(start_and_hang, dir.clone());
+    wait_for(&dir);
+    let waiting = pool.submit(square, 7);
+    assert!(waiting.cancel());
+    common::until("the pool counts it", || {
+        let s = pool.stats();
+        (s.succeeded, s.failed, s.running) == (5, 1, 1)
+    });
+    assert!(long.cancel());
+    assert_eq!(long.result_in_time(), Err(TaskError::Cancelled));
+    common::until("every task is counted", || {
+        let s = pool.stats();
+        (s.queued, s.running, s.cancelled) == (0, 0, 2) && s.workers_started >= 3
+    });
+    let s = pool.stats();
+    assert_eq!((s.succeeded, s.failed), (5, 1));
+    assert_eq!(s.workers, pool.worker_pids());
+    let _ = std::fs::remove_file(&dir);
+}

@@ -28,6 +28,7 @@ pub use process_pool::WithProgress;
 #[cfg(feature = "redis")]
 pub use process_pool::redis;
 pub use process_pool::{
-    Builder as ProcessPoolBuilder, ProcessMap, ProcessMapUnordered, ProcessPool, TaskOptions,
+    Builder as ProcessPoolBuilder, PoolStats, ProcessMap, ProcessMapUnordered, ProcessPool,
+    TaskOptions,
 };
 pub use thread_pool::{Builder as ThreadPoolBuilder, ThreadMap, ThreadPool};

@@ -322,6 +322,11 @@ impl<T> Promise<T> {
         self.shared.as_ref().is_none_or(|s| s.lock().is_done())
     }
 
+    /// Whether the future was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.is_cancelled())
+    }
+
     pub(crate) fn complete(mut self, outcome: Result<T, TaskError>) {
         if let Some(s) = self.shared.take() {
             s.complete(outcome);

@@ -179,6 +179,10 @@ impl Manager {
                 Ok(w) => {
                     tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), name = %w.process.name(), "worker started");
                     self.started += 1;
+                    self.shared
+                        .counts
+                        .workers_started
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.workers.push(w);
                     self.pids_changed = true;
                 }

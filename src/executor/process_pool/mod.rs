@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use manager::{Config, Init};
-use state::{Pending, Shared, Sink, State};
+use state::{Counts, Pending, Shared, Sink, State};
 
 use crate::blocking::lock;
 use crate::codec;
@@ -40,6 +40,31 @@ use crate::ipc::Pipe;
 use crate::process::{RemoteFn, StartMethod};
 
 use super::contract::{Executor, MapOptions};
+
+/// What a [`ProcessPool`] has done so far ([`ProcessPool::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The pids of the worker processes now (empty for a Redis-backed
+    /// pool).
+    pub workers: Vec<u32>,
+    /// Tasks waiting for a worker.
+    pub queued: usize,
+    /// Tasks handed on and not done: running, or next in a worker's batch
+    /// (on a Redis-backed pool: pushed to Redis).
+    pub running: usize,
+    /// Tasks that returned a value.
+    pub succeeded: u64,
+    /// Tasks that failed: a panic, a dead worker, a deadline, a broken
+    /// pool, a shutdown.
+    pub failed: u64,
+    /// Tasks cancelled.
+    pub cancelled: u64,
+    /// Worker processes started since the pool began: beyond
+    /// `max_workers`, replacements (of workers that died, were killed, or
+    /// were recycled).
+    pub workers_started: u64,
+}
 
 /// Options of one task ([`ProcessPool::submit_with`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -250,6 +275,7 @@ impl Builder {
         let (wake, wake_rx) = Pipe::duplex()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new()),
+            counts: Arc::default(),
             wake,
             ended: Condvar::new(),
         });
@@ -363,7 +389,8 @@ impl Builder {
 /// # Seeing what it does
 ///
 /// [`worker_pids`](Self::worker_pids) lists the workers (`ps` shows them
-/// as `ProcessPoolWo-N`), and the pool tells what happens to them as
+/// as `ProcessPoolWo-N`), [`stats`](Self::stats) counts the tasks and the
+/// workers started, and the pool tells what happens to them as
 /// [`tracing`](https://docs.rs/tracing) events, target `multiproc::pool`:
 /// a worker started, ready, killed (`why`: a timeout, a cancel, recycling),
 /// died (`pid`, `status`, whether it was `running` a task) or ended; a task
@@ -404,25 +431,47 @@ impl fmt::Debug for ProcessPool {
 }
 
 struct Typed<R> {
-    promise: Promise<R>,
+    /// Taken when the task is answered.
+    promise: Option<Promise<R>>,
+    counts: Arc<Counts>,
     _r: PhantomData<fn() -> R>,
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
     fn start(&self, stopper: Stopper) -> bool {
-        self.promise.start_stoppable(stopper)
+        self.promise
+            .as_ref()
+            .is_some_and(|p| p.start_stoppable(stopper))
     }
 
     fn is_done(&self) -> bool {
-        self.promise.is_done()
+        self.promise.as_ref().is_none_or(Promise::is_done)
     }
 
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
+    fn finish(mut self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
         let value = outcome.and_then(|bytes| {
             codec::decode::<R>(&bytes, Vec::new())
                 .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
         });
-        self.promise.complete(value);
+        if let Some(promise) = self.promise.take() {
+            self.counts.ended(&value);
+            promise.complete(value);
+        }
+    }
+}
+
+impl<R> Drop for Typed<R> {
+    /// Dropped unanswered: cancelled before it ran, or left over at a
+    /// shutdown (the promise ends its future with `ShutDown`).
+    fn drop(&mut self) {
+        if let Some(promise) = self.promise.take() {
+            let outcome: Result<(), TaskError> = Err(if promise.is_cancelled() {
+                TaskError::Cancelled
+            } else {
+                TaskError::ShutDown
+            });
+            self.counts.ended(&outcome);
+        }
     }
 }
 
@@ -479,6 +528,39 @@ impl ProcessPool {
         lock(&self.shared.state).worker_pids.clone()
     }
 
+    /// What the pool has done so far: a snapshot, each number read on its
+    /// own (the totals may be a task apart while tasks end).
+    ///
+    /// ```
+    /// use multiproc::executor::ProcessPool;
+    /// let pool = ProcessPool::new(2);
+    /// let fs: Vec<_> = (0..10u64).map(|x| pool.submit(|x: u64| x * 2, x)).collect();
+    /// fs.iter().for_each(|f| { f.result().unwrap(); });
+    /// let s = pool.stats();
+    /// assert_eq!((s.succeeded, s.failed, s.queued, s.running), (10, 0, 0, 0));
+    /// assert!(s.workers_started >= 2);
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        let (queued, workers) = {
+            let st = lock(&self.shared.state);
+            (st.queue.len(), st.worker_pids.clone())
+        };
+        let c = &self.shared.counts;
+        let read = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        let (succeeded, failed, cancelled) =
+            (read(&c.succeeded), read(&c.failed), read(&c.cancelled));
+        let open = read(&c.submitted).saturating_sub(succeeded + failed + cancelled);
+        PoolStats {
+            workers,
+            queued,
+            running: (open as usize).saturating_sub(queued),
+            succeeded,
+            failed,
+            cancelled,
+            workers_started: read(&c.workers_started),
+        }
+    }
+
     /// A [`Builder`].
     pub fn builder() -> Builder {
         Builder::new()
@@ -527,8 +609,13 @@ impl ProcessPool {
                 return future;
             }
         };
+        let counts = self.shared.counts.clone();
+        counts
+            .submitted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sink = Box::new(Typed {
-            promise,
+            promise: Some(promise),
+            counts,
             _r: PhantomData,
         });
         let entry = task::entry_for::<F, A, R>().to_wire();

@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
-use std::sync::{Condvar, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use crate::blocking::lock;
@@ -47,10 +48,35 @@ pub(crate) trait Sink: Send {
 /// What submitters and the manager share.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
+    /// What `ProcessPool::stats` reports (the tasks' sinks count their
+    /// ends; the manager, the workers it starts).
+    pub(crate) counts: Arc<Counts>,
     /// Tells the manager to look at `state` again.
     pub(crate) wake: Connection,
     /// Signalled when the manager has ended.
     pub(crate) ended: Condvar,
+}
+
+/// Running totals of a pool.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) workers_started: AtomicU64,
+}
+
+impl Counts {
+    /// Counts a task's end.
+    pub(crate) fn ended<T>(&self, outcome: &Result<T, TaskError>) {
+        let c = match outcome {
+            Ok(_) => &self.succeeded,
+            Err(TaskError::Cancelled) => &self.cancelled,
+            Err(_) => &self.failed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct State {
