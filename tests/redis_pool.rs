@@ -498,17 +498,23 @@ fn many_tasks_random_agent_kills_each_future_done_once() {
 #[test]
 fn shutdown_with_cancel_futures_takes_waiting_tasks_out_of_redis() {
     let redis = Redis::start();
+    let other = pool(&redis, "cancel-all"); // another client of the same pool
     let pool = pool(&redis, "cancel-all");
-    // No worker: both wait in Redis.
-    let a = pool.submit(square, 1);
-    let b = pool.submit(square, 2);
-    until("they are in Redis", || redis.waiting("cancel-all") == 2);
+    // No worker: they all wait in Redis, another client's task among them.
+    let theirs = other.submit(square, 9);
+    let mine: Vec<_> = (0..20_000u64).map(|x| pool.submit(square, x)).collect();
+    until("they are in Redis", || {
+        redis.waiting("cancel-all") == 20_001
+    });
     pool.shutdown(true, true);
-    for f in [a, b] {
+    for f in &mine {
         assert_eq!(f.result_in_time(), Err(TaskError::Cancelled));
         assert!(f.cancelled());
     }
-    assert_eq!(redis.waiting("cancel-all"), 0);
+    // Only ours were taken out.
+    assert_eq!(redis.waiting("cancel-all"), 1);
+    let _a = Agent::start(&redis, "cancel-all", KEY, 1);
+    assert_eq!(theirs.result_in_time(), Ok(81));
 }
 
 #[test]

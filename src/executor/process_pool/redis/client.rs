@@ -59,6 +59,8 @@ pub(crate) struct Remote {
     workers: AtomicUsize,
     slots: AtomicUsize,
     stop: AtomicBool,
+    /// `shutdown(cancel_futures)` has taken the waiting tasks out (once).
+    unstarted_cancelled: AtomicBool,
 }
 
 impl Remote {
@@ -116,6 +118,7 @@ pub(crate) fn start(
         workers: AtomicUsize::new(0),
         slots: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
+        unstarted_cancelled: AtomicBool::new(false),
         cfg,
     });
     announce(&remote, &mut con).map_err(io_error)?;
@@ -365,28 +368,35 @@ fn cancel(remote: &Remote, shared: &Shared, con: &mut Con) -> redis::RedisResult
     Ok(())
 }
 
-/// After `shutdown(cancel_futures)`: every task still waiting in the
-/// pool's list (taken by no worker) is taken out and cancelled; those a
-/// worker took run to their end.
+/// After `shutdown(cancel_futures)`, once: every task of ours still waiting
+/// in the pool's list (taken by no worker) is taken out and cancelled;
+/// those a worker took run to their end.
 fn cancel_unstarted(remote: &Remote, shared: &Shared, con: &mut Con) -> redis::RedisResult<()> {
-    if !lock(&shared.state).cancel_unstarted {
+    if !lock(&shared.state).cancel_unstarted || remote.unstarted_cancelled.load(Ordering::SeqCst) {
         return Ok(());
     }
-    let waiting: Vec<(u64, Vec<u8>)> = lock(&remote.table)
+    let waiting: HashMap<Vec<u8>, u64> = lock(&remote.table)
         .iter()
-        .map(|(id, o)| (*id, o.sealed.clone()))
+        .map(|(id, o)| (o.sealed.clone(), *id))
         .collect();
-    if waiting.is_empty() {
-        return Ok(());
-    }
-    let mut pipe = redis::pipe();
-    for (_, sealed) in &waiting {
-        pipe.cmd("LREM").arg(remote.keys.tasks()).arg(1).arg(sealed);
-    }
-    let removed: Vec<usize> = pipe.query(con)?;
-    for ((id, _), n) in waiting.iter().zip(removed) {
-        if n == 1
-            && let Some(o) = lock(&remote.table).remove(id)
+    // One atomic pass over the list, whatever its length (an LREM per task
+    // would scan it once per task).
+    let taken: Vec<Vec<u8>> = if waiting.is_empty() {
+        Vec::new()
+    } else {
+        let script = redis::Script::new(keys::TAKE_OUT);
+        let mut call = script.prepare_invoke();
+        call.key(remote.keys.tasks());
+        for sealed in waiting.keys() {
+            call.arg(sealed.as_slice());
+        }
+        call.invoke(con)?
+    };
+    remote.unstarted_cancelled.store(true, Ordering::SeqCst);
+    for sealed in taken {
+        if let Some(o) = waiting
+            .get(&sealed)
+            .and_then(|id| lock(&remote.table).remove(id))
         {
             o.sink.finish(Err(TaskError::Cancelled));
         }

@@ -122,6 +122,30 @@ redis.call('DEL', KEYS[3], KEYS[4])
 return t
 ";
 
+/// Takes the tasks named in ARGV out of the list KEYS[1], keeping the
+/// others in their order; returns those taken. One pass over the list.
+pub(crate) const TAKE_OUT: &str = r"
+local mine = {}
+for i = 1, #ARGV do mine[ARGV[i]] = true end
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+local keep, taken = {}, {}
+for i = 1, #all do
+  if mine[all[i]] then
+    taken[#taken + 1] = all[i]
+    mine[all[i]] = nil
+  else
+    keep[#keep + 1] = all[i]
+  end
+end
+if #taken > 0 then
+  redis.call('DEL', KEYS[1])
+  for i = 1, #keep, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(keep, i, math.min(i + 999, #keep)))
+  end
+end
+return taken
+";
+
 /// A pause between tries to reach Redis: 10 ms doubling to 1 s.
 pub(crate) fn backoff(tries: u32) -> Duration {
     Duration::from_millis(10u64 << tries.min(7)).min(Duration::from_secs(1))
