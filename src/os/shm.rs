@@ -15,12 +15,47 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::thread::futex;
 
-/// A mapping of a shared memory file, read-write, shared.
+/// A shared mapping of a memory file (and the file), unmapped on drop.
 #[derive(Debug)]
-pub(crate) struct Segment {
+struct Mapping {
     fd: OwnedFd,
     ptr: NonNull<u8>,
     len: usize,
+}
+
+impl Mapping {
+    fn new(fd: OwnedFd, len: usize, prot: ProtFlags) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a shared-memory segment cannot be empty",
+            ));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps
+        // nothing of ours; `fd` is a memory file of at least `len` bytes.
+        let ptr =
+            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &fd, 0)? };
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapping { fd, ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `new`, and no
+        // reference into it outlives the segment that owns it (users borrow
+        // from the segment).
+        unsafe {
+            let _ = rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// A mapping of a shared memory file, read-write, shared.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    map: Mapping,
 }
 
 // SAFETY: the mapping is plain memory shared by design; every user of the
@@ -76,58 +111,30 @@ impl Segment {
     }
 
     fn map(fd: OwnedFd, len: usize) -> io::Result<Segment> {
-        if len == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a shared-memory segment cannot be empty",
-            ));
-        }
-        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps
-        // nothing of ours; `fd` is a memory file of at least `len` bytes.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
-                &fd,
-                0,
-            )?
-        };
-        let ptr =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Segment { fd, ptr, len })
+        Ok(Segment {
+            map: Mapping::new(fd, len, ProtFlags::READ | ProtFlags::WRITE)?,
+        })
     }
 
     /// The first byte; valid for [`len`](Self::len) bytes while `self` lives.
     pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.map.ptr.as_ptr()
     }
 
     /// The size in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.map.len
     }
 
     /// Another mapping of the same memory (for a handle that is cloned).
     pub(crate) fn try_clone(&self) -> io::Result<Segment> {
-        Segment::map(self.fd.try_clone()?, self.len)
+        Segment::map(self.map.fd.try_clone()?, self.map.len)
     }
 }
 
 impl AsFd for Segment {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly the mapping made in `map`, and no
-        // reference into it outlives `self` (users borrow from the segment).
-        unsafe {
-            let _ = rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        self.map.fd.as_fd()
     }
 }
 
@@ -137,9 +144,7 @@ impl Drop for Segment {
 /// plain `&[u8]` in every process that maps it.
 #[derive(Debug)]
 pub(crate) struct Sealed {
-    fd: OwnedFd,
-    ptr: NonNull<u8>,
-    len: usize,
+    map: Mapping,
 }
 
 // SAFETY: the bytes can never change (the seals forbid every write), so
@@ -171,7 +176,7 @@ impl Sealed {
         // has not been shared), `len` bytes long, and lives until the end
         // of this block.
         fill(unsafe { std::slice::from_raw_parts_mut(writable.as_ptr(), writable.len()) });
-        let fd = writable.fd.try_clone()?;
+        let fd = writable.map.fd.try_clone()?;
         drop(writable); // F_SEAL_WRITE needs no writable mapping left
         rustix::fs::fcntl_add_seals(&fd, READ_ONLY)?;
         Sealed::map(fd, len)
@@ -194,51 +199,23 @@ impl Sealed {
     }
 
     fn map(fd: OwnedFd, len: usize) -> io::Result<Sealed> {
-        if len == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "an empty sealed segment",
-            ));
-        }
-        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps
-        // nothing of ours; `fd` is a memory file of `len` bytes that can no
-        // longer shrink (sealed), so every page stays backed.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                ProtFlags::READ,
-                MapFlags::SHARED,
-                &fd,
-                0,
-            )?
-        };
-        let ptr =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Sealed { fd, ptr, len })
+        // Sealed: the file can no longer shrink, so every page stays backed.
+        Ok(Sealed {
+            map: Mapping::new(fd, len, ProtFlags::READ)?,
+        })
     }
 
     /// The bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` maps `len` readable bytes while `self` lives, and
         // the seals guarantee no process ever writes them.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.map.ptr.as_ptr(), self.map.len) }
     }
 }
 
 impl AsFd for Sealed {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl Drop for Sealed {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly the mapping made in `map`, and no
-        // borrow of the bytes outlives `self`.
-        unsafe {
-            let _ = rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        self.map.fd.as_fd()
     }
 }
 
