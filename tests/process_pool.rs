@@ -720,7 +720,7 @@ mod handles {
                 pool.submit(
                     |(x, q, count): (u64, Queue<u64>, Value<u64>)| {
                         q.put(&(x * x)).unwrap();
-                        *count.get_lock().lock().unwrap() += 1;
+                        *count.get_lock().lock_timeout(common::DEADLINE).unwrap() += 1;
                     },
                     (x, q.clone(), count.clone()),
                 )
@@ -734,7 +734,10 @@ mod handles {
             .collect();
         got.sort();
         assert_eq!(got, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
-        assert_eq!(*count.get_lock().lock().unwrap(), 20);
+        assert_eq!(
+            *count.get_lock().lock_timeout(common::DEADLINE).unwrap(),
+            20
+        );
         // A result cannot hold one: it says so.
         let back = pool.submit(|q: Queue<u64>| q, q.clone());
         match back.result_in_time() {

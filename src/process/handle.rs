@@ -102,7 +102,7 @@ impl Builder {
     /// ```
     /// use multiproc::process::Process;
     /// let mut p = Process::builder().daemon(true).start(|x: u8| x + 1, 1)?;
-    /// assert_eq!(p.join()?, 2);
+    /// assert_eq!(p.join_timeout(std::time::Duration::from_secs(60))?, 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn daemon(mut self, daemon: bool) -> Builder {

@@ -97,13 +97,15 @@ impl TaskOptions {
     /// (see [`retries`](Self::retries)).
     ///
     /// ```
+    /// use std::time::Duration;
     /// use multiproc::executor::{ProcessPool, TaskOptions};
     /// use multiproc::futures::TaskError;
     ///
     /// let pool = ProcessPool::new(1);
     /// let dies = |()| -> u8 { std::process::abort() };
     /// let f = pool.submit_with(dies, (), TaskOptions::default().retries(2));
-    /// assert!(matches!(f.result(), Err(TaskError::WorkerDied { .. }))); // after 3 runs
+    /// let after_3_runs = f.result_timeout(Duration::from_secs(60));
+    /// assert!(matches!(after_3_runs, Err(TaskError::WorkerDied { .. })));
     /// ```
     pub fn retries(mut self, n: u32) -> TaskOptions {
         self.retries = n;
@@ -532,10 +534,11 @@ impl ProcessPool {
     /// own (the totals may be a task apart while tasks end).
     ///
     /// ```
+    /// use std::time::Duration;
     /// use multiproc::executor::ProcessPool;
     /// let pool = ProcessPool::new(2);
     /// let fs: Vec<_> = (0..10u64).map(|x| pool.submit(|x: u64| x * 2, x)).collect();
-    /// fs.iter().for_each(|f| { f.result().unwrap(); });
+    /// fs.iter().for_each(|f| { f.result_timeout(Duration::from_secs(60)).unwrap(); });
     /// let s = pool.stats();
     /// assert_eq!((s.succeeded, s.failed, s.queued, s.running), (10, 0, 0, 0));
     /// assert!(s.workers_started >= 2);
@@ -575,12 +578,13 @@ impl ProcessPool {
     /// pool: another machine cannot share them). The result is plain data.
     ///
     /// ```
+    /// use std::time::Duration;
     /// use multiproc::{executor::ProcessPool, ipc::Queue};
     /// let pool = ProcessPool::new(1);
     /// let q: Queue<String> = Queue::new(8)?;
     /// pool.submit(|q: Queue<String>| q.put(&"from a worker".into()).unwrap(), q.clone())
-    ///     .result()?;
-    /// assert_eq!(q.get()?, "from a worker");
+    ///     .result_timeout(Duration::from_secs(60))?;
+    /// assert_eq!(q.get_timeout(Duration::from_secs(60))?, "from a worker");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn submit<F, A, R>(&self, f: F, arg: A) -> Future<R>
