@@ -70,26 +70,24 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Err
     })
 }
 
+/// A descriptor borrowed for one message: it serializes as a handle (see
+/// [`serialize_fd`]) and comes out at the other end as an [`Fd`].
+pub(crate) struct FdRef<'a>(pub(crate) BorrowedFd<'a>);
+
+impl serde::Serialize for FdRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_fd(self.0, s)
+    }
+}
+
 /// Descriptors borrowed for one message: they serialize as a sequence of
-/// handles (each duplicated into the frame), and come out at the other end
-/// as a `Vec<Fd>`.
+/// handles, and come out at the other end as a `Vec<Fd>`.
 pub(crate) struct FdsRef<'a>(pub(crate) &'a [OwnedFd]);
 
 impl serde::Serialize for FdsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
         use std::os::fd::AsFd;
-        struct One<'a>(BorrowedFd<'a>);
-        impl serde::Serialize for One<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                serialize_fd(self.0, s)
-            }
-        }
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for fd in self.0 {
-            seq.serialize_element(&One(fd.as_fd()))?;
-        }
-        seq.end()
+        s.collect_seq(self.0.iter().map(|fd| FdRef(fd.as_fd())))
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::handles::Fd;
+use crate::codec::handles::{Fd, FdRef};
 use crate::os::shm::Segment;
 
 /// A named block of shared memory (`/dev/shm/NAME`); Python's
@@ -48,17 +48,7 @@ pub struct SharedMemory {
 
 impl Serialize for SharedMemory {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        struct Handle<'a>(&'a Segment);
-        impl Serialize for Handle<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                crate::codec::handles::serialize_fd(self.0.as_fd(), s)
-            }
-        }
-        let mut t = s.serialize_tuple(2)?;
-        t.serialize_element(&Handle(&self.seg))?;
-        t.serialize_element(&self.name)?;
-        t.end()
+        (FdRef(self.seg.as_fd()), &self.name).serialize(s)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::handles::Fd;
+use crate::codec::handles::{Fd, FdRef};
 use crate::os::shm::Sealed;
 
 /// A fixed-length array of plain data in shared memory, filled once and
@@ -115,17 +115,7 @@ impl<T: Pod> AsFd for RawArray<T> {
 
 impl<T: Pod> Serialize for RawArray<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        struct Handle<'a>(BorrowedFd<'a>);
-        impl Serialize for Handle<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                crate::codec::handles::serialize_fd(self.0, s)
-            }
-        }
-        let mut t = s.serialize_tuple(2)?;
-        t.serialize_element(&Handle(self.seg.as_fd()))?;
-        t.serialize_element(&(self.len as u64))?;
-        t.end()
+        (FdRef(self.seg.as_fd()), self.len as u64).serialize(s)
     }
 }
 
