@@ -206,6 +206,7 @@ pub mod codec;
 pub mod executor;
 pub mod futures;
 pub mod ipc;
+pub mod manager;
 mod os;
 mod panic;
 pub mod process;

@@ -191,6 +191,24 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     Ok(fds)
 }
 
+/// Encodes `value` as a bare payload (no header) into `out` (emptied
+/// first), for a value that is stored rather than sent: a handle inside it
+/// (its descriptor would be lost) is an error.
+pub(crate) fn to_bytes<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    out.clear();
+    let (result, fds) = handles::collecting(|| fixint::serialize_into(out, value));
+    result.map_err(|e| CodecError::Encode(e.to_string()))?;
+    if !fds.is_empty() {
+        return Err(CodecError::Encode(
+            "a value holding a handle (a connection, queue, ...) cannot be stored".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes a payload (without its header), with the descriptors that came
 /// with it. Trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<T, CodecError> {

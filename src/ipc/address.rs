@@ -26,7 +26,7 @@ use crate::os::sock::SockAddr;
 /// assert_eq!("@my-server".to_address()?.to_string(), "@my-server");
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Address {
     /// A Unix socket file. The listener creates it with mode `0600` (its
     /// owner only) and removes it when dropped.
