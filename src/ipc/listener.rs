@@ -163,6 +163,19 @@ impl Listener {
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> Result<Connection, ConnectError> {
+        let conn = self.accept_unverified(deadline)?;
+        self.handshake(&conn)?;
+        Ok(conn)
+    }
+
+    /// Takes a client without the handshake, for a server that runs each
+    /// client's handshake on its own thread (so that a client that never
+    /// answers cannot hold up the others): [`handshake`](Self::handshake)
+    /// must pass before anything the client sends is read.
+    pub(crate) fn accept_unverified(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Connection, ConnectError> {
         let fd = loop {
             if let Some(fd) = sock::accept(self.fd.as_fd())? {
                 break fd;
@@ -172,10 +185,15 @@ impl Listener {
                 return Err(ConnectError::Timeout);
             }
         };
-        let conn = Connection::from_socket(fd);
+        Ok(Connection::from_socket(fd))
+    }
+
+    /// Runs the handshake with a client taken by
+    /// [`accept_unverified`](Self::accept_unverified).
+    pub(crate) fn handshake(&self, conn: &Connection) -> Result<(), ConnectError> {
         let handshake = deadline_after(*lock(&self.handshake_timeout));
-        auth::serve(&conn, &self.key, handshake)?;
-        Ok(conn)
+        auth::serve(conn, &self.key, handshake)?;
+        Ok(())
     }
 }
 

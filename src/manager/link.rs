@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::blocking::lock;
 use crate::codec;
-use crate::ipc::{Address, AuthKey, Client, Connection};
+use crate::ipc::{Address, AuthKey, Client, Connection, SendError};
 use crate::os::proc::getpid;
 
 use super::ManagerError;
@@ -63,11 +63,20 @@ impl Link {
     /// returned as its error.
     pub(crate) fn call(&self, request: &Request) -> Result<Reply, ManagerError> {
         let frame = codec::encode(request, codec::DEFAULT_MAX_MESSAGE_SIZE)?;
-        let conn = match lock(&self.idle).pop() {
-            Some(conn) => conn,
-            None => Client::connect_timeout(&self.address, &self.key, CONNECT_TIMEOUT)?,
+        // A pooled connection whose server went away (and perhaps came
+        // back) refuses the request unsent: then a fresh one may be tried.
+        let conn = loop {
+            let Some(conn) = lock(&self.idle).pop() else {
+                let conn = Client::connect_timeout(&self.address, &self.key, CONNECT_TIMEOUT)?;
+                conn.send_frame(&frame)?;
+                break conn;
+            };
+            match conn.send_frame(&frame) {
+                Ok(()) => break conn,
+                Err(SendError::Closed) => continue,
+                Err(e) => return Err(e.into()),
+            }
         };
-        conn.send_frame(&frame)?;
         let reply: Reply = conn.recv()?;
         lock(&self.idle).push(conn);
         match reply {

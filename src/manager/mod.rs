@@ -359,3 +359,6 @@ impl Named<'_> {
         Ok(Object::from_handle(self.make(kind, enc(init)?)?))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -170,9 +170,10 @@ impl std::fmt::Debug for Server {
 }
 
 fn accept_loop(state: &Arc<State>, listener: Listener) {
+    let listener = Arc::new(listener);
     let mut next = 0u64;
     while !state.stopping.load(Ordering::SeqCst) {
-        let conn = match listener.accept_timeout(ACCEPT_SLICE) {
+        let conn = match listener.accept_unverified(Some(deadline_after(ACCEPT_SLICE))) {
             Ok(conn) => Arc::new(conn),
             Err(ConnectError::Timeout) => continue,
             Err(e) => {
@@ -185,11 +186,19 @@ fn accept_loop(state: &Arc<State>, listener: Listener) {
         // The thread removes itself when done: registered before it can.
         let mut conns = lock(&state.conns);
         let thread = {
-            let (state, conn) = (state.clone(), conn.clone());
+            let (state, conn, listener) = (state.clone(), conn.clone(), listener.clone());
             std::thread::Builder::new()
                 .name(format!("manager-conn-{id}"))
                 .spawn(move || {
-                    serve(&state, &conn, id);
+                    // Each client's handshake on its own thread: one that
+                    // never answers holds up nobody else.
+                    match listener.handshake(&conn) {
+                        Ok(()) => serve(&state, &conn, id),
+                        Err(e) => tracing::debug!(
+                            target: "multiproc::manager",
+                            "turned away a client: {e}"
+                        ),
+                    }
                     drop(conn);
                     lock(&state.conns).remove(&id);
                 })
