@@ -399,6 +399,57 @@ fn shared_value_processes(per: usize) {
     emit("shared_value_processes", rate, "ops/s", "raw", &extra);
 }
 
+/// Two processes each do `d[k] = d.get(k) + 1` `steps` times on one dict
+/// served by a manager process, keys cycling over 1,024 per process (a get
+/// and an insert per step); with `batch`, the same steps `batch` keys at a
+/// time (`get_many`, then `insert_many`).
+fn manager_dict_ops(steps: usize, batch: Option<usize>) {
+    use multiproc::manager::{Dict, Manager};
+    const PROCS: u64 = 2;
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<u64, u64>().unwrap();
+    fn one_by_one((d, steps, base): (Dict<u64, u64>, usize, u64)) {
+        for i in 0..steps as u64 {
+            let k = base + (i & 1023);
+            d.insert(&k, &(d.get(&k).unwrap().unwrap_or(0) + 1))
+                .unwrap();
+        }
+    }
+    fn batched((d, steps, base, batch): (Dict<u64, u64>, usize, u64, usize)) {
+        let mut i = 0u64;
+        while i < steps as u64 {
+            let n = batch.min(steps - i as usize) as u64;
+            let keys: Vec<u64> = (i..i + n).map(|i| base + (i & 1023)).collect();
+            let old = d.get_many(&keys).unwrap();
+            let new: Vec<u64> = old.iter().map(|v| v.unwrap_or(0) + 1).collect();
+            d.insert_many(keys.iter().zip(&new)).unwrap();
+            i += n;
+        }
+    }
+    let t = Instant::now();
+    let mut ps: Vec<_> = (0..PROCS)
+        .map(|p| {
+            let b = Process::builder().start_method(StartMethod::Fork);
+            match batch {
+                None => b.start(one_by_one, (d.clone(), steps, p * 1024)),
+                Some(batch) => b.start(batched, (d.clone(), steps, p * 1024, batch)),
+            }
+            .unwrap()
+        })
+        .collect();
+    ps.iter_mut().for_each(|p| p.join().unwrap());
+    let rate = (PROCS as usize * steps * 2) as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(
+        d.values().unwrap().iter().sum::<u64>(),
+        PROCS * steps as u64
+    );
+    let mut extra = vec![("processes", PROCS.to_string())];
+    if let Some(batch) = batch {
+        extra.push(("batch", batch.to_string()));
+    }
+    emit("manager_dict_ops", rate, "ops/s", "multiproc", &extra);
+}
+
 /// 0 free, 1 locked, 2 locked with waiters.
 fn futex_lock(w: &AtomicU32) {
     use rustix::thread::futex;
@@ -729,6 +780,12 @@ fn main() {
     }
     if want("spawn_join") {
         spawn_join(200 / k);
+    }
+    if want("manager_dict_ops") {
+        manager_dict_ops(20_000 / k, None);
+        if std::env::var_os("NOBATCH").is_none() {
+            manager_dict_ops(1_000_000 / k, Some(1024));
+        }
     }
     if want("shared_array_sum") {
         shared_array_sum(12_500_000 / k, 11);

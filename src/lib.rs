@@ -174,6 +174,7 @@
 //! | [`ipc`] | [`Pipe`](ipc::Pipe), [`Connection`](ipc::Connection), [`Queue`](ipc::Queue)/[`JoinableQueue`](ipc::JoinableQueue)/[`SimpleQueue`](ipc::SimpleQueue) in shared memory, [`Listener`](ipc::Listener)/[`Client`](ipc::Client) with an auth key, [`wait`](ipc::wait) |
 //! | [`shared`] | [`Value`](shared::Value), [`Array`](shared::Array), [`Atomic`](shared::Atomic), [`RawArray`](shared::RawArray), named [`SharedMemory`](shared::SharedMemory) |
 //! | [`process`] | [`Process`](process::Process), start methods, [`current_process`](process::current_process) |
+//! | [`manager`] | [`Manager`](manager::Manager): dicts, lists, namespaces, queues, locks, events, values and registered types served by one process to processes on this machine or others, through proxies |
 //! | [`futures`] | [`Future`](futures::Future), [`wait`](futures::wait), [`as_completed`](futures::as_completed) |
 //! | [`executor`] | [`ThreadPool`](executor::ThreadPool), [`ProcessPool`](executor::ProcessPool) (a dead worker fails only its task) |
 //! | [`queue`] | [`Queue`](queue::Queue), [`LifoQueue`](queue::LifoQueue), [`PriorityQueue`](queue::PriorityQueue), [`SimpleQueue`](queue::SimpleQueue) |

@@ -5,6 +5,7 @@
 //! cargo run --release --example tour
 //! ```
 mod connections;
+mod managers;
 mod pool;
 mod shared;
 mod threads;
@@ -125,17 +126,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n== 9. Shared variables: a counter decremented by 4 processes under its lock");
     shared::counter_under_the_values_lock()?;
 
-    println!("\n== 10. A process pool survives its workers");
+    println!("\n== 10. A manager: a dict served by one process to others (Python's Manager())");
+    managers::shared_dict()?;
+
+    println!("\n== 11. A process pool survives its workers");
     pool::survival()?;
     pool::cancel_running()?;
 
-    println!("\n== 11. Threads share memory: the ticket counter under one lock");
+    println!("\n== 12. Threads share memory: the ticket counter under one lock");
     threads::ticket_counter();
-    println!("\n== 12. Producer and consumer over a bounded queue");
+    println!("\n== 13. Producer and consumer over a bounded queue");
     threads::producer_consumer();
-    println!("\n== 13. A thread pool: submit does not block, results as completed");
+    println!("\n== 14. A thread pool: submit does not block, results as completed");
     threads::thread_pool();
-    println!("\n== 14. The notes' remarks, measured");
+    println!("\n== 15. The notes' remarks, measured");
     threads::remarks();
     Ok(())
 }

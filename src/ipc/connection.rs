@@ -216,6 +216,27 @@ impl Connection {
         self.frame(Mode::Until(deadline_after(timeout)), decode)
     }
 
+    /// Receives a value, first polling for it for up to `spin` (yielding
+    /// the processor between looks) before sleeping: for a request/reply
+    /// exchange whose answer usually comes within microseconds, where the
+    /// sleep and wake-up would cost more than the wait.
+    pub(crate) fn recv_spinning<T: DeserializeOwned>(
+        &self,
+        spin: Duration,
+    ) -> Result<T, RecvError> {
+        let start = Instant::now();
+        loop {
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                other => return other,
+            }
+            if start.elapsed() >= spin {
+                return self.recv();
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Receives one message as raw bytes.
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         self.frame(Mode::Block, |p, _| Ok(p.to_vec()))

@@ -26,6 +26,12 @@ use super::protocol::{Bytes, Op, Reply, Request};
 /// How long a new connection may take, handshake included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a call polls for its reply before it sleeps.
+/// (A/B on the 2-core machine, `manager_dict_ops`, 5 alternating runs:
+/// medians 318 k ops/s sleeping at once, 356 k polling 20 µs, 309 k
+/// polling 50 µs: longer polls take the processor from the other side.)
+pub(crate) const SPIN: Duration = Duration::from_micros(20);
+
 /// A process's way to one server.
 pub(crate) struct Link {
     pub(crate) address: Address,
@@ -77,7 +83,7 @@ impl Link {
                 Err(e) => return Err(e.into()),
             }
         };
-        let reply: Reply = conn.recv()?;
+        let reply: Reply = conn.recv_spinning(SPIN)?;
         lock(&self.idle).push(conn);
         match reply {
             Reply::Fault(fault) => Err(fault.into()),

@@ -6,7 +6,7 @@
 //! manager holds structured data — any serde type — in a server process,
 //! reached over an authenticated [`Listener`](crate::ipc::Listener) (a Unix
 //! socket, or TCP across machines). Proxies are cheap handles: pass them
-//! to a [`Process`](crate::process::Process), a pool task or over a
+//! to a [`Process`], a pool task or over a
 //! [`Connection`](crate::ipc::Connection), and the receiver reaches the
 //! same object.
 //!

@@ -135,7 +135,8 @@ impl Server {
 
     /// Stops: no new client, every connection closed, every thread joined.
     /// A client's call in progress fails with
-    /// [`ManagerError::ServerGone`] or [`ManagerError::ShuttingDown`].
+    /// [`ManagerError::ServerGone`](super::ManagerError::ServerGone) or
+    /// [`ManagerError::ShuttingDown`](super::ManagerError::ShuttingDown).
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -223,7 +224,7 @@ fn serve(state: &State, conn: &Connection, id: u64) {
     };
     let mut held: HashMap<u64, Arc<Object>> = HashMap::new();
     loop {
-        let request = match conn.recv::<Request>() {
+        let request = match conn.recv_spinning::<Request>(super::link::SPIN) {
             Ok(request) => request,
             Err(RecvError::Codec(CodecError::Decode(why))) => {
                 let refused = Reply::Fault(Fault::Refused(format!("unreadable request: {why}")));
