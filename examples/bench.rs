@@ -783,9 +783,7 @@ fn main() {
     }
     if want("manager_dict_ops") {
         manager_dict_ops(20_000 / k, None);
-        if std::env::var_os("NOBATCH").is_none() {
-            manager_dict_ops(1_000_000 / k, Some(1024));
-        }
+        manager_dict_ops(1_000_000 / k, Some(1024));
     }
     if want("shared_array_sum") {
         shared_array_sum(12_500_000 / k, 11);
