@@ -145,6 +145,11 @@ impl Connection {
         }
     }
 
+    /// Whether descriptors can travel (a Unix socket, not TCP).
+    pub(crate) fn passes_fds(&self) -> bool {
+        self.passes_fds
+    }
+
     /// The largest payload this end sends or accepts, in bytes.
     pub fn max_message_size(&self) -> usize {
         self.max.load(Ordering::Relaxed)

@@ -23,10 +23,12 @@ mod address;
 pub mod auth;
 mod connection;
 mod listener;
+pub(crate) mod mailbox;
 mod pipe;
 mod queue;
 mod ready;
 pub mod shared;
+mod signal;
 
 pub use address::{Address, ToAddress};
 pub use auth::{AuthError, AuthKey};

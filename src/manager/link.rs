@@ -17,27 +17,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::blocking::lock;
 use crate::codec;
-use crate::ipc::{Address, AuthKey, Client, Connection, SendError};
+use crate::ipc::mailbox::{Dir, Mailbox};
+use crate::ipc::{Address, AuthKey, Client, SendError};
 use crate::os::proc::getpid;
 
 use super::ManagerError;
+use super::channel::{CLIENT_NAP, Channel, MAILBOX_BYTES};
 use super::protocol::{Bytes, Op, Reply, Request};
 
 /// How long a new connection may take, handshake included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a call polls for its reply before it sleeps.
-/// (A/B on the 2-core machine, `manager_dict_ops`, 5 alternating runs:
-/// medians 318 k ops/s sleeping at once, 356 k polling 20 µs, 309 k
-/// polling 50 µs: longer polls take the processor from the other side.)
-pub(crate) const SPIN: Duration = Duration::from_micros(20);
 
 /// A process's way to one server.
 pub(crate) struct Link {
     pub(crate) address: Address,
     pub(crate) key: AuthKey,
     pid: u32,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Channel>>,
 }
 
 static LINKS: Mutex<Vec<Weak<Link>>> = Mutex::new(Vec::new());
@@ -68,27 +64,50 @@ impl Link {
     /// Sends `request` and waits for its reply; a [`Reply::Fault`] is
     /// returned as its error.
     pub(crate) fn call(&self, request: &Request) -> Result<Reply, ManagerError> {
-        let frame = codec::encode(request, codec::DEFAULT_MAX_MESSAGE_SIZE)?;
-        // A pooled connection whose server went away (and perhaps came
-        // back) refuses the request unsent: then a fresh one may be tried.
-        let conn = loop {
-            let Some(conn) = lock(&self.idle).pop() else {
-                let conn = Client::connect_timeout(&self.address, &self.key, CONNECT_TIMEOUT)?;
-                conn.send_frame(&frame)?;
-                break conn;
+        // A pooled connection whose server thread ended (its server went
+        // away, and perhaps came back) refuses the request unsent: then a
+        // fresh one is tried.
+        let mut chan = loop {
+            let Some(chan) = lock(&self.idle).pop() else {
+                let chan = self.open()?;
+                chan.send(request)?;
+                break chan;
             };
-            match conn.send_frame(&frame) {
-                Ok(()) => break conn,
+            if chan.is_closed() {
+                continue;
+            }
+            match chan.send(request) {
+                Ok(()) => break chan,
                 Err(SendError::Closed) => continue,
                 Err(e) => return Err(e.into()),
             }
         };
-        let reply: Reply = conn.recv_spinning(SPIN)?;
-        lock(&self.idle).push(conn);
+        let reply: Reply = chan.recv(CLIENT_NAP, || false)?;
+        lock(&self.idle).push(chan);
         match reply {
             Reply::Fault(fault) => Err(fault.into()),
             reply => Ok(reply),
         }
+    }
+
+    /// A new connection; on a Unix socket, with a mailbox.
+    fn open(&self) -> Result<Channel, ManagerError> {
+        let sock = Client::connect_timeout(&self.address, &self.key, CONNECT_TIMEOUT)?;
+        let mut chan = Channel::new(Arc::new(sock), Dir::Request);
+        if chan.socket().passes_fds() {
+            let request = Request::Mailbox(Mailbox::new(MAILBOX_BYTES)?);
+            chan.send(&request)?;
+            match chan.recv(CLIENT_NAP, || false)? {
+                Reply::Done => {}
+                Reply::Fault(fault) => return Err(fault.into()),
+                r => return Err(unexpected(r)),
+            }
+            let Request::Mailbox(mailbox) = request else {
+                unreachable!("made above")
+            };
+            chan.attach(mailbox);
+        }
+        Ok(chan)
     }
 }
 

@@ -89,6 +89,7 @@
 //!   to processes you would give the key.
 
 mod builder;
+mod channel;
 mod error;
 mod link;
 mod protocol;

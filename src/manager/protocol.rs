@@ -56,6 +56,9 @@ impl Kind {
 pub(crate) enum Request {
     /// Is anybody there? [`Reply::Done`].
     Ping,
+    /// From now on, messages go through this mailbox (the first request of
+    /// a connection over a Unix socket; answered by the socket).
+    Mailbox(crate::ipc::mailbox::Mailbox),
     /// A new object — or, with a name, the object of that name if there is
     /// one (of the same kind). `init`: a value's first value, a registered
     /// object's state. [`Reply::Id`].

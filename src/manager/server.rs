@@ -22,8 +22,10 @@ use crate::os::sock;
 
 use super::Manager;
 use super::builder::Make;
+use super::channel::{Channel, SERVER_NAP};
 use super::protocol::{Bytes, Fault, Kind, Op, Reply, Request};
-use super::store::{Ctx, Object};
+use super::store::{Ctx, Object, Undo};
+use crate::ipc::mailbox::Dir;
 
 /// How often the accepting thread looks whether the server is stopping.
 const ACCEPT_SLICE: Duration = Duration::from_millis(50);
@@ -216,19 +218,21 @@ fn accept_loop(state: &Arc<State>, listener: Listener) {
 }
 
 /// Serves one connection until it ends; then releases the locks it held.
-fn serve(state: &State, conn: &Connection, id: u64) {
-    let gone = || state.stopping.load(Ordering::Relaxed) || sock::peer_closed(conn.as_fd());
+fn serve(state: &State, conn: &Arc<Connection>, id: u64) {
+    let stopping = || state.stopping.load(Ordering::Relaxed);
+    let gone = || stopping() || sock::peer_closed(conn.as_fd());
     let ctx = Ctx {
         conn: id,
         gone: &gone,
     };
+    let mut chan = Channel::new(conn.clone(), Dir::Reply);
     let mut held: HashMap<u64, Arc<Object>> = HashMap::new();
     loop {
-        let request = match conn.recv_spinning::<Request>(super::link::SPIN) {
+        let request = match chan.recv::<Request>(SERVER_NAP, stopping) {
             Ok(request) => request,
             Err(RecvError::Codec(CodecError::Decode(why))) => {
                 let refused = Reply::Fault(Fault::Refused(format!("unreadable request: {why}")));
-                if conn.send(&refused).is_err() {
+                if chan.send(&refused).is_err() {
                     break;
                 }
                 continue;
@@ -237,17 +241,25 @@ fn serve(state: &State, conn: &Connection, id: u64) {
         };
         let reply = match request {
             Request::Ping => Reply::Done,
+            Request::Mailbox(mailbox) => {
+                // Answered by the socket; then through the mailbox.
+                if chan.send(&Reply::Done).is_err() {
+                    break;
+                }
+                chan.attach(mailbox);
+                continue;
+            }
             Request::Create { kind, name, init } => state.create(kind, name, init),
             Request::Delete { id } => state.delete(id),
             Request::Shutdown => {
-                let _ = conn.send(&Reply::Done);
+                let _ = chan.send(&Reply::Done);
                 *lock(&state.asked) = true;
                 state.asked_cond.notify_all();
                 continue;
             }
             Request::Call { id: object_id, op } => {
                 let Some(object) = state.get(object_id) else {
-                    if conn
+                    if chan
                         .send(&Reply::Fault(Fault::NoSuchObject(object_id)))
                         .is_err()
                     {
@@ -260,17 +272,21 @@ fn serve(state: &State, conn: &Connection, id: u64) {
                 if acquiring && matches!(reply, Reply::Flag(true)) {
                     held.insert(object_id, object.clone());
                 }
-                if conn.send(&reply).is_err() {
+                // Items taken for a client that is gone go back; a mailbox
+                // cannot tell, so look at the socket first.
+                let lost = matches!(undo, Undo::Requeue(_)) && sock::peer_closed(conn.as_fd());
+                if lost || chan.send(&reply).is_err() {
                     object.undo(undo);
                     break;
                 }
                 continue;
             }
         };
-        if conn.send(&reply).is_err() {
+        if chan.send(&reply).is_err() {
             break;
         }
     }
+    drop(chan); // closes the mailbox: the client's next call opens another
     for object in held.values() {
         object.release_for(id);
     }

@@ -10,7 +10,6 @@
 
 mod error;
 mod ring;
-mod signal;
 
 use std::fmt;
 use std::io;

@@ -55,7 +55,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::signal::Signal;
+use crate::ipc::signal::Signal;
 use crate::os::shm;
 use crate::sync::raw::{Acquired, RawLock};
 use crate::sync::region::{Region, SharedSafe};

@@ -15,6 +15,17 @@ use std::time::Instant;
 #[cfg(not(loom))]
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// How a side spins before it sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spin {
+    /// On the processor (`spin_loop`): the other side is running elsewhere.
+    Busy,
+    /// Handing the processor over between looks (`sched_yield`): the other
+    /// side may be waiting for this very processor (a request/reply pair,
+    /// more threads than processors).
+    Yield,
+}
+
 /// One side's wake-up words, in shared memory.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -30,8 +41,24 @@ impl Signal {
     /// Waits until `ready()` or `deadline`. Also returns after
     /// [`DEATH_CHECK`](crate::sync::raw::DEATH_CHECK) asleep, so that the
     /// caller can look for dead peers. `true` when ready.
-    pub(crate) fn wait(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
-        if self.spin(deadline, &mut ready) {
+    pub(crate) fn wait(&self, deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
+        #[cfg(not(loom))]
+        let nap = crate::sync::raw::DEATH_CHECK;
+        #[cfg(loom)]
+        let nap = std::time::Duration::ZERO;
+        self.wait_spinning(Spin::Busy, nap, deadline, ready)
+    }
+
+    /// [`wait`](Self::wait), spinning the way `spin` says, and returning
+    /// after `nap` asleep instead of `DEATH_CHECK`.
+    pub(crate) fn wait_spinning(
+        &self,
+        spin: Spin,
+        nap: std::time::Duration,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
+        if self.spin(spin, deadline, &mut ready) {
             return true;
         }
         let seq = self.seq.load(Ordering::SeqCst);
@@ -39,21 +66,29 @@ impl Signal {
         fence(Ordering::SeqCst);
         let ok = ready();
         if !ok {
-            self.sleep(seq, deadline);
+            self.sleep(seq, nap, deadline);
         }
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         ok || ready()
     }
 
     #[cfg(not(loom))]
-    fn spin(&self, deadline: Option<Instant>, ready: &mut impl FnMut() -> bool) -> bool {
+    fn spin(
+        &self,
+        spin: Spin,
+        deadline: Option<Instant>,
+        ready: &mut impl FnMut() -> bool,
+    ) -> bool {
         let mut start = None;
         loop {
             for _ in 0..64 {
                 if ready() {
                     return true;
                 }
-                std::hint::spin_loop();
+                match spin {
+                    Spin::Busy => std::hint::spin_loop(),
+                    Spin::Yield => std::thread::yield_now(),
+                }
             }
             let now = Instant::now();
             if now - *start.get_or_insert(now) >= SPIN || deadline.is_some_and(|d| now >= d) {
@@ -63,19 +98,19 @@ impl Signal {
     }
 
     #[cfg(loom)]
-    fn spin(&self, _: Option<Instant>, ready: &mut impl FnMut() -> bool) -> bool {
+    fn spin(&self, _: Spin, _: Option<Instant>, ready: &mut impl FnMut() -> bool) -> bool {
         ready()
     }
 
     #[cfg(not(loom))]
-    fn sleep(&self, seq: u32, deadline: Option<Instant>) {
-        let nap = Instant::now() + crate::sync::raw::DEATH_CHECK;
+    fn sleep(&self, seq: u32, nap: std::time::Duration, deadline: Option<Instant>) {
+        let nap = Instant::now() + nap;
         crate::os::shm::wait(&self.seq, seq, Some(deadline.map_or(nap, |d| d.min(nap))));
     }
 
     /// A futex wait: sleeps unless `seq` moved, until a wake.
     #[cfg(loom)]
-    fn sleep(&self, seq: u32, _: Option<Instant>) {
+    fn sleep(&self, seq: u32, _: std::time::Duration, _: Option<Instant>) {
         let guard = self.futex.0.lock().unwrap();
         if self.seq.load(Ordering::SeqCst) == seq {
             drop(self.futex.1.wait(guard).unwrap());
