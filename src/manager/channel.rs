@@ -92,8 +92,11 @@ impl Channel {
         if frame.fds.is_empty() && payload.len() <= mailbox.capacity() {
             mailbox.post(self.out, Some(payload));
         } else {
-            self.sock.send_frame(&frame)?;
+            // The note first: the other end reads the socket only once it
+            // has it, and a frame larger than the socket's buffer is not
+            // written before it does.
             mailbox.post(self.out, None);
+            self.sock.send_frame(&frame)?;
         }
         Ok(())
     }
