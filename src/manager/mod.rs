@@ -67,6 +67,18 @@
 //! # Ok::<(), multiproc::manager::ManagerError>(())
 //! ```
 //!
+//! # How a call travels
+//!
+//! Every proxy method is one round trip. The proxies of a process share a
+//! pool of connections to the server (a thread's blocking `get` holds one;
+//! the others use others), and the server serves each connection on a
+//! thread of its own. On one machine, a connection's requests and replies
+//! go through a shared-memory mailbox — no system call while both sides are
+//! awake — and messages over 64 KiB by its Unix socket; across machines,
+//! everything goes by TCP. For hot loops, the batch calls
+//! ([`Dict::get_many`], [`Dict::insert_many`], [`List::extend`],
+//! [`Queue::get_many`]) move many items in one round trip.
+//!
 //! # Differences from Python
 //!
 //! - **No lost updates from the obvious call.** `d[k] = d[k] + 1` from many
