@@ -399,6 +399,28 @@ fn shared_value_processes(per: usize) {
     emit("shared_value_processes", rate, "ops/s", "raw", &extra);
 }
 
+/// A pool of one worker returns `Vec<u8>`s of 1, 16 and 128 MiB (20, 5 and
+/// 2 of them); bytes in the caller's hands per second.
+fn pool_large_result() {
+    let pool = ProcessPool::new(1);
+    pool.submit(|n: usize| vec![1u8; n], 1).result().unwrap();
+    for (size, count) in [(1usize << 20, 20), (16 << 20, 5), (128 << 20, 2)] {
+        let t = Instant::now();
+        for _ in 0..count {
+            let v = pool.submit(|n: usize| vec![1u8; n], size).result().unwrap();
+            assert_eq!(v.len(), size);
+        }
+        let gbs = (size * count) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        emit(
+            "pool_large_result",
+            gbs,
+            "GB/s",
+            "multiproc",
+            &[("size", size.to_string())],
+        );
+    }
+}
+
 /// Two processes each do `d[k] = d.get(k) + 1` `steps` times on one dict
 /// served by a manager process, keys cycling over 1,024 per process (a get
 /// and an insert per step); with `batch`, the same steps `batch` keys at a
@@ -780,6 +802,9 @@ fn main() {
     }
     if want("spawn_join") {
         spawn_join(200 / k);
+    }
+    if want("pool_large_result") {
+        pool_large_result();
     }
     if want("manager_dict_ops") {
         manager_dict_ops(20_000 / k, None);

@@ -181,20 +181,30 @@ impl Connection {
 
     /// Sends raw bytes as one message, without serde.
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
+        self.send_parts(&[bytes])
+    }
+
+    /// Sends one message whose payload is `parts`, one after the other,
+    /// written from where they are (no copy into one buffer).
+    pub(crate) fn send_parts(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let limit = self.max_message_size();
-        if bytes.len() > limit {
+        if len > limit {
             return Err(CodecError::TooLarge {
-                size: bytes.len() as u64,
+                size: len as u64,
                 limit: limit as u64,
             }
             .into());
         }
         let header = Header {
-            len: bytes.len() as u64,
+            len: len as u64,
             fds: 0,
         }
         .to_bytes();
-        self.write(&[&header, bytes], &[])
+        let mut all = Vec::with_capacity(parts.len() + 1);
+        all.push(&header[..]);
+        all.extend_from_slice(parts);
+        self.write(&all, &[])
     }
 
     fn write(&self, parts: &[&[u8]], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {

@@ -55,7 +55,7 @@ impl Call for ChildCall {
         }
     }
 
-    fn finish<R: Serialize>(self, outcome: Outcome<&R>) -> i32 {
+    fn finish<R: Serialize + 'static>(self, outcome: Outcome<&R>) -> i32 {
         let code = match outcome {
             Outcome::Returned(_) => 0,
             Outcome::Panicked { .. } => EXIT_PANICKED,

@@ -125,7 +125,7 @@ impl Builder {
     where
         F: RemoteFn<A, R>,
         A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
     {
         let _ = f;
         child::keep_bootstrap();
@@ -237,7 +237,7 @@ impl Process<()> {
     }
 }
 
-impl<R: Serialize + DeserializeOwned> Process<R> {
+impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// Starts `f(arg)` in a new process with the default [`Builder`].
     pub fn start<F, A>(f: F, arg: A) -> Result<Process<R>, StartError>
     where

@@ -109,7 +109,7 @@ pub(crate) trait Call: Sized + 'static {
     fn argument<A: DeserializeOwned>(&mut self) -> Result<A, String>;
 
     /// Sends the outcome; returns the code the process would exit with.
-    fn finish<R: Serialize>(self, outcome: Outcome<&R>) -> i32;
+    fn finish<R: Serialize + 'static>(self, outcome: Outcome<&R>) -> i32;
 }
 
 /// The entry for `F` called with an `A`, returning an `R`, over the
@@ -118,7 +118,7 @@ pub(crate) fn entry_for<F, A, R, C>() -> Entry<C>
 where
     F: FnOnce(A) -> R + Copy,
     A: DeserializeOwned,
-    R: Serialize,
+    R: Serialize + 'static,
     C: Call,
 {
     Entry::of(trampoline::<F, A, R, C>)
@@ -129,7 +129,7 @@ fn trampoline<F, A, R, C>(mut call: C) -> i32
 where
     F: FnOnce(A) -> R + Copy,
     A: DeserializeOwned,
-    R: Serialize,
+    R: Serialize + 'static,
     C: Call,
 {
     let f = zero_sized_fn::<F>();

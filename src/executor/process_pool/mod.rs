@@ -33,7 +33,6 @@ use manager::{Config, Init};
 use state::{Counts, Pending, Shared, Sink, State};
 
 use crate::blocking::lock;
-use crate::codec;
 use crate::futures::state::{Promise, Stopper};
 use crate::futures::{Future, TaskError};
 use crate::ipc::Pipe;
@@ -452,7 +451,7 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
 
     fn finish(mut self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
         let value = outcome.and_then(|bytes| {
-            codec::decode::<R>(&bytes, Vec::new())
+            protocol::decode_result::<R>(bytes)
                 .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
         });
         if let Some(promise) = self.promise.take() {

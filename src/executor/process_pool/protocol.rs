@@ -11,12 +11,16 @@
 
 use std::os::fd::OwnedFd;
 
+use std::any::{Any, TypeId};
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::claims::Claims;
 use crate::codec::handles::{Fd, FdsRef};
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
+use crate::ipc::{Connection, SendError};
 use crate::os::image::ImageId;
 use crate::process::remote;
 
@@ -75,6 +79,26 @@ pub(crate) struct Done {
     pub(crate) outcome: Outcome,
 }
 
+impl Done {
+    /// Sends this answer. A returned value's bytes — megabytes, maybe — are
+    /// written from where they are, behind the few bytes serde would put
+    /// before them (the number, `Returned`'s index, the count), instead of
+    /// being copied into a frame first (a test checks the bytes are
+    /// serde's).
+    pub(crate) fn send(&self, conn: &Connection) -> Result<(), SendError> {
+        match &self.outcome {
+            remote::Outcome::Returned(bytes) => {
+                let mut before = [0u8; 20];
+                before[..8].copy_from_slice(&self.n.to_le_bytes());
+                before[8..12].copy_from_slice(&0u32.to_le_bytes()); // `Returned`
+                before[12..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+                conn.send_parts(&[&before, bytes])
+            }
+            _ => conn.send(self),
+        }
+    }
+}
+
 /// The worker's first message: ready, or why its initializer failed.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Ready(pub(crate) Option<String>);
@@ -90,14 +114,79 @@ pub(crate) fn encode_arg<T: Serialize + ?Sized>(
 }
 
 /// Encodes a task's result, which carries no handle (it is passed on by
-/// the pool as bytes only).
-pub(crate) fn encode_result<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let (bytes, fds) = encode_arg(value)?;
-    if !fds.is_empty() {
-        return Err(CodecError::Encode(
+/// the pool as bytes only). A `Vec<u8>` is written as one block — the bytes
+/// serde would write, without a call per byte (measured: 1 GB/s through
+/// serde on this machine, memory speed here).
+pub(crate) fn encode_result<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, CodecError> {
+    if let Some(bytes) = (value as &dyn Any).downcast_ref::<Vec<u8>>() {
+        let mut out = Vec::with_capacity(8 + bytes.len());
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(bytes);
+        return Ok(out);
+    }
+    let mut out = Vec::new();
+    codec::to_bytes(value, &mut out).map_err(|e| match e {
+        CodecError::Encode(why) if why.contains("handle") => CodecError::Encode(
             "a process pool task's result cannot hold handles; return them from a Process, or pass them to the tasks"
                 .into(),
-        ));
+        ),
+        e => e,
+    })?;
+    Ok(out)
+}
+
+/// Decodes what [`encode_result`] wrote. A `Vec<u8>` is taken as one block
+/// (in place: its count is cut off the front) instead of byte by byte
+/// (0.5 GB/s through serde on this machine).
+pub(crate) fn decode_result<T: DeserializeOwned + 'static>(
+    mut bytes: Vec<u8>,
+) -> Result<T, CodecError> {
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
+        && let Some((count, rest)) = bytes.split_first_chunk::<8>()
+        && u64::from_le_bytes(*count) == rest.len() as u64
+    {
+        bytes.drain(..8);
+        let boxed: Box<dyn Any> = Box::new(bytes);
+        return boxed
+            .downcast::<T>()
+            .map(|value| *value)
+            .map_err(|_| CodecError::Decode("a Vec<u8> that is not a Vec<u8>".into()));
     }
-    Ok(bytes)
+    codec::decode(&bytes, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_sent_in_parts_is_the_frame_serde_writes() {
+        let (a, b) = crate::ipc::Pipe::duplex().unwrap();
+        let returned = Done {
+            n: 77,
+            outcome: Outcome::Returned(ByteBuf::from(vec![5u8; 1000])),
+        };
+        returned.send(&a).unwrap();
+        let sent = b.recv_bytes().unwrap();
+        let framed = codec::encode(&returned, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        assert_eq!(sent, &framed.bytes[HEADER_LEN..]);
+        let back: Done = codec::decode(&sent, Vec::new()).unwrap();
+        assert!(matches!(back.outcome, Outcome::Returned(b) if b.len() == 1000 && back.n == 77));
+    }
+
+    #[test]
+    fn a_byte_vector_result_is_one_block_with_serdes_bytes() {
+        let v: Vec<u8> = (0..=255).collect();
+        let fast = encode_result(&v).unwrap();
+        let mut slow = Vec::new();
+        codec::to_bytes(&v, &mut slow).unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(decode_result::<Vec<u8>>(fast).unwrap(), v);
+        // A count that does not match is the decoder's error, not a panic.
+        assert!(decode_result::<Vec<u8>>(vec![9, 0, 0, 0, 0, 0, 0, 0, 1]).is_err());
+        assert_eq!(
+            decode_result::<Vec<u16>>(encode_result(&vec![1u16, 2]).unwrap()).unwrap(),
+            [1, 2]
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub(crate) fn entry_for<F, A, R>() -> TaskEntry
 where
     F: FnOnce(A) -> R + Copy,
     A: DeserializeOwned,
-    R: Serialize,
+    R: Serialize + 'static,
 {
     remote::entry_for::<F, A, R, TaskCall>()
 }
@@ -45,7 +45,7 @@ impl Call for TaskCall {
         codec::decode::<A>(&self.arg, std::mem::take(&mut self.fds)).map_err(|e| e.to_string())
     }
 
-    fn finish<R: Serialize>(self, outcome: remote::Outcome<&R>) -> i32 {
+    fn finish<R: Serialize + 'static>(self, outcome: remote::Outcome<&R>) -> i32 {
         let outcome = match outcome {
             remote::Outcome::Returned(value) => match encode_result(value) {
                 Ok(bytes) => Outcome::Returned(ByteBuf::from(bytes)),
@@ -116,7 +116,7 @@ pub(crate) fn worker_main(conn: Connection) {
                 continue; // taken back by the pool
             }
             let outcome = run(&batch.image, job.entry, job.arg.into_vec(), job.fds);
-            if conn.send(&Done { n: job.n, outcome }).is_err() {
+            if (Done { n: job.n, outcome }).send(&conn).is_err() {
                 return; // the pool is gone
             }
             if !hello.claims.finish(job.n) {
