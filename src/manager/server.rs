@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::blocking::{deadline_after, lock, wait_while};
 use crate::codec::CodecError;
-use crate::ipc::{Address, AuthKey, ConnectError, Connection, Listener, RecvError};
+use crate::ipc::{Address, AuthKey, ConnectError, Connection, Listener, RecvError, SendError};
 use crate::os::sock;
 
 use super::Manager;
@@ -274,21 +274,42 @@ fn serve(state: &State, conn: &Arc<Connection>, id: u64) {
                 }
                 // Items taken for a client that is gone go back; a mailbox
                 // cannot tell, so look at the socket first.
-                let lost = matches!(undo, Undo::Requeue(_)) && sock::peer_closed(conn.as_fd());
-                if lost || chan.send(&reply).is_err() {
+                if matches!(undo, Undo::Requeue(_)) && sock::peer_closed(conn.as_fd()) {
                     object.undo(undo);
+                    break;
+                }
+                if answer(&chan, &reply, || object.undo(undo)).is_err() {
                     break;
                 }
                 continue;
             }
         };
-        if chan.send(&reply).is_err() {
+        if answer(&chan, &reply, || {}).is_err() {
             break;
         }
     }
     drop(chan); // closes the mailbox: the client's next call opens another
     for object in held.values() {
         object.release_for(id);
+    }
+}
+
+/// Sends a reply; `unsent` puts back what it took if it is not delivered.
+/// One that cannot be encoded (a snapshot larger than the message size
+/// limit) is answered with why, and the connection goes on.
+fn answer(chan: &Channel, reply: &Reply, unsent: impl FnOnce()) -> Result<(), SendError> {
+    match chan.send(reply) {
+        Ok(()) => Ok(()),
+        Err(SendError::Codec(e)) => {
+            unsent();
+            chan.send(&Reply::Fault(Fault::Refused(format!(
+                "cannot send the answer: {e}"
+            ))))
+        }
+        Err(e) => {
+            unsent();
+            Err(e)
+        }
     }
 }
 
