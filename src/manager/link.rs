@@ -23,7 +23,7 @@ use crate::os::proc::getpid;
 
 use super::ManagerError;
 use super::channel::{CLIENT_NAP, Channel, MAILBOX_BYTES};
-use super::protocol::{Bytes, Op, Reply, Request};
+use super::protocol::{Bytes, Offer, Op, Reply, Request};
 
 /// How long a new connection may take, handshake included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,17 +68,19 @@ impl Link {
         // away, and perhaps came back) refuses the request unsent: then a
         // fresh one is tried.
         let mut chan = loop {
-            let Some(chan) = lock(&self.idle).pop() else {
-                let chan = self.open()?;
-                chan.send(request)?;
-                break chan;
+            let (chan, fresh) = match lock(&self.idle).pop() {
+                Some(chan) if chan.is_closed() => continue,
+                Some(chan) => (chan, false),
+                None => (self.open()?, true),
             };
-            if chan.is_closed() {
-                continue;
-            }
             match chan.send(request) {
                 Ok(()) => break chan,
-                Err(SendError::Closed) => continue,
+                Err(SendError::Closed) if !fresh => continue,
+                // Nothing was sent: the connection is as good as before.
+                Err(SendError::Codec(e)) => {
+                    lock(&self.idle).push(chan);
+                    return Err(e.into());
+                }
                 Err(e) => return Err(e.into()),
             }
         };
@@ -95,16 +97,13 @@ impl Link {
         let sock = Client::connect_timeout(&self.address, &self.key, CONNECT_TIMEOUT)?;
         let mut chan = Channel::new(Arc::new(sock), Dir::Request);
         if chan.socket().passes_fds() {
-            let request = Request::Mailbox(Mailbox::new(MAILBOX_BYTES)?);
-            chan.send(&request)?;
+            let mailbox = Mailbox::new(MAILBOX_BYTES)?;
+            chan.send(&Offer::Mailbox(&mailbox))?;
             match chan.recv(CLIENT_NAP, || false)? {
                 Reply::Done => {}
                 Reply::Fault(fault) => return Err(fault.into()),
                 r => return Err(unexpected(r)),
             }
-            let Request::Mailbox(mailbox) = request else {
-                unreachable!("made above")
-            };
             chan.attach(mailbox);
         }
         Ok(chan)

@@ -75,6 +75,15 @@ pub(crate) enum Request {
     Shutdown,
 }
 
+/// The first [`Request`]s as a client sends them, the mailbox borrowed
+/// (the same encoding: variants are numbered in order).
+#[derive(Serialize)]
+pub(crate) enum Offer<'a> {
+    #[allow(dead_code)] // numbers the next variant as `Request` does
+    Ping,
+    Mailbox(&'a crate::ipc::mailbox::Mailbox),
+}
+
 /// An operation on one object; the server refuses one that the object's
 /// kind does not have.
 #[derive(Debug, Serialize, Deserialize)]

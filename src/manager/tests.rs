@@ -177,3 +177,11 @@ fn silent_strangers_hold_up_no_other_client() {
     assert!(friend.event().is_ok());
     drop(strangers);
 }
+
+#[test]
+fn a_borrowed_mailbox_offer_is_the_request_the_server_reads() {
+    let mailbox = crate::ipc::mailbox::Mailbox::new(64).unwrap();
+    let offer = crate::codec::encode(&super::protocol::Offer::Mailbox(&mailbox), 1 << 20).unwrap();
+    let read: Request = crate::codec::decode(&offer.bytes[12..], offer.fds).unwrap();
+    assert!(matches!(read, Request::Mailbox(m) if m.capacity() == 64));
+}
