@@ -52,6 +52,9 @@ pub(crate) struct Channel {
     /// Messages taken in the other direction.
     seen: u32,
     buf: Vec<u8>,
+    /// The process that made it: a forked child's copy must not close the
+    /// mailbox its parent still uses.
+    pid: u32,
 }
 
 impl Channel {
@@ -63,6 +66,7 @@ impl Channel {
             out,
             seen: 0,
             buf: Vec::new(),
+            pid: crate::os::proc::getpid(),
         }
     }
 
@@ -139,7 +143,9 @@ impl Channel {
 /// An end that goes says it will post no more, which wakes the other.
 impl Drop for Channel {
     fn drop(&mut self) {
-        if let Some(mailbox) = &self.mailbox {
+        if let Some(mailbox) = &self.mailbox
+            && self.pid == crate::os::proc::getpid()
+        {
             mailbox.close();
         }
     }

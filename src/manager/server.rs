@@ -180,7 +180,10 @@ fn accept_loop(state: &Arc<State>, listener: Listener) {
             Ok(conn) => Arc::new(conn),
             Err(ConnectError::Timeout) => continue,
             Err(e) => {
-                tracing::debug!(target: "multiproc::manager", "turned away a client: {e}");
+                // (Out of descriptors, say: let the moment pass rather than
+                // spin on it.)
+                tracing::debug!(target: "multiproc::manager", "cannot take a client: {e}");
+                std::thread::sleep(ACCEPT_SLICE / 5);
                 continue;
             }
         };
