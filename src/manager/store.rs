@@ -223,9 +223,28 @@ impl Object {
 }
 
 fn unsupported(op: &Op, object: &Object) -> Fault {
-    let op = format!("{op:?}");
+    /// Keeps the variant's name — what `Debug` writes before a `(`, ` ` or
+    /// `{` — and stops the formatting there (an operation may carry
+    /// megabytes).
+    struct Name(String);
+    impl std::fmt::Write for Name {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            match s.find(['(', ' ', '{']) {
+                Some(end) => {
+                    self.0.push_str(&s[..end]);
+                    Err(std::fmt::Error)
+                }
+                None => {
+                    self.0.push_str(s);
+                    Ok(())
+                }
+            }
+        }
+    }
+    let mut name = Name(String::new());
+    let _ = std::fmt::write(&mut name, format_args!("{op:?}"));
     Fault::Unsupported {
-        op: op.split(['(', ' ', '{']).next().unwrap_or("?").to_string(),
+        op: name.0,
         kind: object.kind().name(),
     }
 }
