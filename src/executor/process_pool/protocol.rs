@@ -80,23 +80,30 @@ pub(crate) struct Done {
 }
 
 impl Done {
-    /// Sends this answer. A returned value's bytes — megabytes, maybe — are
-    /// written from where they are, behind the few bytes serde would put
-    /// before them (the number, `Returned`'s index, the count), instead of
-    /// being copied into a frame first (a test checks the bytes are
-    /// serde's).
+    /// Sends this answer (see [`send_returned`] for a returned value).
     pub(crate) fn send(&self, conn: &Connection) -> Result<(), SendError> {
         match &self.outcome {
-            remote::Outcome::Returned(bytes) => {
-                let mut before = [0u8; 20];
-                before[..8].copy_from_slice(&self.n.to_le_bytes());
-                before[8..12].copy_from_slice(&0u32.to_le_bytes()); // `Returned`
-                before[12..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-                conn.send_parts(&[&before, bytes])
-            }
+            remote::Outcome::Returned(bytes) => send_returned(conn, self.n, &[bytes]),
             _ => conn.send(self),
         }
     }
+}
+
+/// Sends the [`Done`] of job `n` that returned the value encoded as
+/// `parts` one after the other. The bytes — megabytes, maybe — are written
+/// from where they are, behind the few that serde would put before them
+/// (the number, `Returned`'s index, the count), instead of being copied
+/// into a frame first (a test checks the bytes are serde's).
+pub(crate) fn send_returned(conn: &Connection, n: u64, parts: &[&[u8]]) -> Result<(), SendError> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut before = [0u8; 20];
+    before[..8].copy_from_slice(&n.to_le_bytes());
+    before[8..12].copy_from_slice(&0u32.to_le_bytes()); // `Returned`
+    before[12..].copy_from_slice(&(len as u64).to_le_bytes());
+    let mut all = Vec::with_capacity(parts.len() + 1);
+    all.push(&before[..]);
+    all.extend_from_slice(parts);
+    conn.send_parts(&all)
 }
 
 /// The worker's first message: ready, or why its initializer failed.
@@ -172,6 +179,20 @@ mod tests {
         assert_eq!(sent, &framed.bytes[HEADER_LEN..]);
         let back: Done = codec::decode(&sent, Vec::new()).unwrap();
         assert!(matches!(back.outcome, Outcome::Returned(b) if b.len() == 1000 && back.n == 77));
+    }
+
+    #[test]
+    fn a_byte_vector_sent_from_where_it_is_is_the_answer_serde_writes() {
+        let (a, b) = crate::ipc::Pipe::duplex().unwrap();
+        let v = vec![3u8; 5000];
+        send_returned(&a, 9, &[&(v.len() as u64).to_le_bytes(), &v]).unwrap();
+        let sent = b.recv_bytes().unwrap();
+        let done = Done {
+            n: 9,
+            outcome: Outcome::Returned(ByteBuf::from(encode_result(&v).unwrap())),
+        };
+        let framed = codec::encode(&done, DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+        assert_eq!(sent, &framed.bytes[HEADER_LEN..]);
     }
 
     #[test]

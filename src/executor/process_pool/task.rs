@@ -1,6 +1,7 @@
 //! The worker process's side of a process pool: its main loop, and the
 //! transport ([`TaskCall`]) through which [`remote`] runs each task.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -9,21 +10,35 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
-use super::protocol::{Batch, Done, Hello, Outcome, Ready, encode_result};
+use super::protocol::{Batch, Done, Hello, Outcome, Ready, encode_result, send_returned};
 use crate::codec;
 use crate::codec::handles::Fd;
-use crate::ipc::{Connection, RecvError};
+use crate::ipc::{Connection, RecvError, SendError};
 use crate::os::image::{Entry, ImageId};
 use crate::os::proc;
 use crate::panic::{self, Report};
 use crate::process::remote::{self, Call};
 
+/// A `Vec<u8>` result at least this large is sent by the task's own call,
+/// from where it is, instead of being copied into an [`Outcome`] first.
+const SEND_DIRECTLY: usize = 64 << 10;
+
+/// How a task's answer left.
+enum Answer {
+    /// To be sent.
+    Outcome(Outcome),
+    /// Sent already (a large `Vec<u8>`), with how that went.
+    Sent(Result<(), SendError>),
+}
+
 /// What an entry receives: the encoded argument and its descriptors, and
-/// where to leave the outcome.
+/// where to leave the answer — or, for a job (not an initializer), the
+/// connection and job number to send a large `Vec<u8>` answer on at once.
 pub(crate) struct TaskCall {
     arg: Vec<u8>,
     fds: Vec<OwnedFd>,
-    out: Rc<RefCell<Option<Outcome>>>,
+    out: Rc<RefCell<Option<Answer>>>,
+    direct: Option<(Rc<Connection>, u64)>,
 }
 
 pub(crate) type TaskEntry = Entry<TaskCall>;
@@ -46,6 +61,15 @@ impl Call for TaskCall {
     }
 
     fn finish<R: Serialize + 'static>(self, outcome: remote::Outcome<&R>) -> i32 {
+        if let (remote::Outcome::Returned(value), Some((conn, n))) = (&outcome, &self.direct)
+            && let Some(bytes) = (*value as &dyn Any).downcast_ref::<Vec<u8>>()
+            && bytes.len() >= SEND_DIRECTLY
+        {
+            let count = (bytes.len() as u64).to_le_bytes();
+            let sent = send_returned(conn, *n, &[&count, bytes]);
+            *self.out.borrow_mut() = Some(Answer::Sent(sent));
+            return 0;
+        }
         let outcome = match outcome {
             remote::Outcome::Returned(value) => match encode_result(value) {
                 Ok(bytes) => Outcome::Returned(ByteBuf::from(bytes)),
@@ -56,26 +80,36 @@ impl Call for TaskCall {
             }
             remote::Outcome::Failed(why) => Outcome::Failed(why),
         };
-        *self.out.borrow_mut() = Some(outcome);
+        *self.out.borrow_mut() = Some(Answer::Outcome(outcome));
         0
     }
 }
 
-fn run(image: &ImageId, entry: i64, arg: Vec<u8>, fds: Vec<Fd>) -> Outcome {
+fn run(
+    image: &ImageId,
+    entry: i64,
+    arg: Vec<u8>,
+    fds: Vec<Fd>,
+    direct: Option<(Rc<Connection>, u64)>,
+) -> Answer {
     // SAFETY: the worker reads jobs only from the socket its pool created
     // for it, which no other process can write to; the pool built each
     // offset with `entry_for` (a `TaskCall` entry).
     match unsafe { TaskEntry::from_wire(image, entry) } {
-        None => Outcome::Failed("the worker is not running the same executable as the pool".into()),
+        None => Answer::Outcome(Outcome::Failed(
+            "the worker is not running the same executable as the pool".into(),
+        )),
         Some(entry) => {
             let out = Rc::new(RefCell::new(None));
             entry.call(TaskCall {
                 arg,
                 fds: fds.into_iter().map(|Fd(fd)| fd).collect(),
                 out: out.clone(),
+                direct,
             });
-            out.take()
-                .unwrap_or_else(|| Outcome::Failed("the task left no outcome".into()))
+            out.take().unwrap_or_else(|| {
+                Answer::Outcome(Outcome::Failed("the task left no outcome".into()))
+            })
         }
     }
 }
@@ -84,19 +118,22 @@ fn run(image: &ImageId, entry: i64, arg: Vec<u8>, fds: Vec<Fd>) -> Outcome {
 /// says whether it is ready, then runs the jobs it is sent — each one only
 /// if it can claim it on its board — until the pool closes the connection.
 pub(crate) fn worker_main(conn: Connection) {
+    let conn = Rc::new(conn);
     let Ok(hello) = conn.recv::<Hello>() else {
         return;
     };
     let ready = match hello
         .init
-        .map(|(image, entry, arg, fds)| run(&image, entry, arg.into_vec(), fds))
+        .map(|(image, entry, arg, fds)| run(&image, entry, arg.into_vec(), fds, None))
     {
-        None | Some(Outcome::Returned(_)) => Ready(None),
-        Some(Outcome::Panicked { message, location }) => Ready(Some(format!(
+        None | Some(Answer::Outcome(Outcome::Returned(_)) | Answer::Sent(_)) => Ready(None),
+        Some(Answer::Outcome(Outcome::Panicked { message, location })) => Ready(Some(format!(
             "the initializer {}",
             panic::text(&message, location.as_deref())
         ))),
-        Some(Outcome::Failed(why)) => Ready(Some(format!("the initializer failed: {why}"))),
+        Some(Answer::Outcome(Outcome::Failed(why))) => {
+            Ready(Some(format!("the initializer failed: {why}")))
+        }
     };
     let failed = ready.0.is_some();
     if conn.send(&ready).is_err() || failed {
@@ -115,8 +152,12 @@ pub(crate) fn worker_main(conn: Connection) {
             if !hello.claims.claim(job.n) {
                 continue; // taken back by the pool
             }
-            let outcome = run(&batch.image, job.entry, job.arg.into_vec(), job.fds);
-            if (Done { n: job.n, outcome }).send(&conn).is_err() {
+            let direct = Some((conn.clone(), job.n));
+            let sent = match run(&batch.image, job.entry, job.arg.into_vec(), job.fds, direct) {
+                Answer::Outcome(outcome) => (Done { n: job.n, outcome }).send(&conn),
+                Answer::Sent(sent) => sent,
+            };
+            if sent.is_err() {
                 return; // the pool is gone
             }
             if !hello.claims.finish(job.n) {
