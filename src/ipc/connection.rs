@@ -388,6 +388,33 @@ impl Connection {
         result
     }
 
+    /// Takes a whole message if one is there ([`RecvError::Empty`] if not),
+    /// as an owned [`Payload`]: a large message that fills this end's
+    /// buffer alone is handed over in that buffer — no copy — and the
+    /// buffer starts afresh. Descriptors that came with it are closed.
+    pub(crate) fn try_recv_payload(&self) -> Result<Payload, RecvError> {
+        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        let header = self.fill(&mut rx, Mode::NonBlock)?;
+        drop(rx.fds.drain(..header.fds as usize));
+        let start = rx.start + HEADER_LEN;
+        let end = start + header.len as usize;
+        if end == rx.end && header.len as usize >= READ_CHUNK {
+            let mut buf = std::mem::take(&mut rx.buf);
+            buf.truncate(end);
+            (rx.start, rx.end) = (0, 0);
+            return Ok(Payload { buf, start });
+        }
+        let payload = rx.buf[start..end].to_vec();
+        rx.start = end;
+        if rx.start == rx.end {
+            (rx.start, rx.end) = (0, 0);
+        }
+        Ok(Payload {
+            buf: payload,
+            start: 0,
+        })
+    }
+
     /// Reads until the buffer holds one whole frame (with its descriptors) and
     /// returns its header, without consuming it.
     fn fill(&self, rx: &mut RxState, mode: Mode) -> Result<Header, RecvError> {
@@ -466,6 +493,40 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A message's payload, owned: `buf[start..]` (a buffer taken over as it
+/// is keeps what came before the payload in front of it).
+#[derive(Debug)]
+pub(crate) struct Payload {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) start: usize,
+}
+
+impl Payload {
+    /// The payload's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The bytes from `skip` on, as a vector of their own (moved to the
+    /// front in place, not copied elsewhere).
+    pub(crate) fn into_vec_from(mut self, skip: usize) -> Vec<u8> {
+        self.buf.drain(..self.start + skip);
+        self.buf
+    }
+
+    /// Skips `n` more bytes.
+    pub(crate) fn advance(mut self, n: usize) -> Payload {
+        self.start += n;
+        self
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(buf: Vec<u8>) -> Payload {
+        Payload { buf, start: 0 }
     }
 }
 

@@ -32,6 +32,7 @@ mod signal;
 
 pub use address::{Address, ToAddress};
 pub use auth::{AuthError, AuthKey};
+pub(crate) use connection::Payload;
 pub use connection::{Connection, RecvError, SendError};
 pub use listener::{Client, ConnectError, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 pub use pipe::{Pipe, Receiver, Sender};

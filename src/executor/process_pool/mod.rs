@@ -35,6 +35,7 @@ use state::{Counts, Pending, Shared, Sink, State};
 use crate::blocking::lock;
 use crate::futures::state::{Promise, Stopper};
 use crate::futures::{Future, TaskError};
+use crate::ipc::Payload;
 use crate::ipc::Pipe;
 use crate::process::{RemoteFn, StartMethod};
 
@@ -449,7 +450,7 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
         self.promise.as_ref().is_none_or(Promise::is_done)
     }
 
-    fn finish(mut self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
+    fn finish(mut self: Box<Self>, outcome: Result<Payload, TaskError>) {
         let value = outcome.and_then(|bytes| {
             protocol::decode_result::<R>(bytes)
                 .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))

@@ -14,6 +14,7 @@ use crate::blocking::lock;
 use crate::futures::TaskError;
 use crate::futures::state::Stopper;
 use crate::ipc::Connection;
+use crate::ipc::Payload;
 
 /// A submitted task on the parent's side: its job and its future's end.
 pub(crate) struct Pending {
@@ -42,7 +43,7 @@ pub(crate) trait Sink: Send {
     /// The future is done already (cancelled while it waited to run again).
     fn is_done(&self) -> bool;
     /// Completes the future with the encoded value or an error.
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>);
+    fn finish(self: Box<Self>, outcome: Result<Payload, TaskError>);
 }
 
 /// What submitters and the manager share.

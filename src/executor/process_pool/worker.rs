@@ -10,7 +10,7 @@ use serde_bytes::ByteBuf;
 use super::claims::Claims;
 use super::dispatch;
 use super::manager::Config;
-use super::protocol::{Done, Hello, Outcome, Ready};
+use super::protocol::{Hello, Outcome, Ready, read_done};
 use super::state::Pending;
 use super::task;
 use crate::codec::handles::Fd;
@@ -156,18 +156,19 @@ pub(crate) fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills:
         }
     }
     loop {
-        match w.conn.try_recv::<Done>() {
-            Ok(done) => {
-                let Some(i) = w.sent.iter().position(|s| s.n == done.n) else {
+        match w.conn.try_recv_payload().and_then(|p| Ok(read_done(p)?)) {
+            Ok((n, outcome)) => {
+                let Some(i) = w.sent.iter().position(|s| s.n == n) else {
                     continue;
                 };
                 let s = w.sent.remove(i).expect("an index from position");
-                let result = match done.outcome {
-                    Outcome::Returned(bytes) => Ok(bytes.into_vec()),
-                    Outcome::Panicked { message, location } => {
+                let result = match outcome {
+                    Ok(value) => Ok(value),
+                    Err(Outcome::Returned(bytes)) => Ok(bytes.into_vec().into()),
+                    Err(Outcome::Panicked { message, location }) => {
                         Err(TaskError::Panicked { message, location })
                     }
-                    Outcome::Failed(why) => Err(TaskError::Broken(why)),
+                    Err(Outcome::Failed(why)) => Err(TaskError::Broken(why)),
                 };
                 s.task.sink.finish(result);
                 w.done += 1;

@@ -26,6 +26,7 @@ use crate::executor::{ProcessPool, TaskOptions};
 use crate::futures::TaskError;
 use crate::futures::state::Stopper;
 use crate::ipc::AuthKey;
+use crate::ipc::Payload;
 
 /// How a worker agent serves a pool ([`serve`]).
 #[derive(Clone, Debug)]
@@ -178,8 +179,9 @@ impl Sink for AgentSink {
         false
     }
 
-    fn finish(self: Box<Self>, outcome: Result<Vec<u8>, TaskError>) {
+    fn finish(self: Box<Self>, outcome: Result<Payload, TaskError>) {
         lock(&self.stoppers).remove(&self.key);
+        let outcome = outcome.map(|p| p.into_vec_from(0));
         let msg = Message::Done {
             client: self.key.0,
             id: self.key.1,

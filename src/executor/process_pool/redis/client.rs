@@ -24,6 +24,7 @@ use super::{RedisConfig, RemoteStatus};
 use crate::blocking::lock;
 use crate::executor::process_pool::state::{Pending, Shared, Sink, stopper};
 use crate::futures::TaskError;
+use crate::ipc::Payload;
 use crate::ipc::{self, Connection};
 
 /// A task pushed to Redis and not answered.
@@ -603,5 +604,5 @@ fn answer(remote: &Remote, bytes: &[u8]) {
     }
     let o = table.remove(&id).expect("present");
     drop(table);
-    o.sink.finish(ended.into_result());
+    o.sink.finish(ended.into_result().map(Payload::from));
 }
