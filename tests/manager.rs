@@ -481,3 +481,34 @@ fn values_larger_than_the_mailbox_travel_by_the_socket_in_order() {
     let all = d.items().unwrap();
     assert_eq!(all.len(), 5);
 }
+
+#[test]
+fn join_waits_for_a_consumer_process_to_mark_every_item_done() {
+    let _c = common::clean();
+    let manager = Manager::start().unwrap();
+    let jobs = manager.queue::<u32>(4).unwrap();
+    let seen = manager.list::<u32>().unwrap();
+    let mut consumer = Process::start(
+        |(jobs, seen): (Queue<u32>, multiproc::manager::List<u32>)| {
+            while let Ok(job) = jobs.get_timeout(Duration::from_secs(120)) {
+                seen.push(&job).unwrap();
+                jobs.task_done().unwrap();
+                if job == 99 {
+                    break;
+                }
+            }
+        },
+        (jobs.clone(), seen.clone()),
+    )
+    .unwrap();
+    for job in 0..100 {
+        jobs.put_timeout(&job, DEADLINE).unwrap();
+    }
+    assert!(
+        jobs.join_timeout(DEADLINE).unwrap(),
+        "every job marked done"
+    );
+    assert_eq!(seen.to_vec().unwrap(), (0..100).collect::<Vec<_>>());
+    consumer.join_in_time().unwrap();
+    assert!(matches!(jobs.task_done(), Err(ManagerError::TaskDone(_))));
+}

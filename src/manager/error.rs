@@ -54,6 +54,9 @@ pub enum ManagerError {
     /// A queue's `try_put`/`put_timeout` found no room in time.
     #[error("the queue is full")]
     Full,
+    /// A queue's `task_done` called more times than items were put.
+    #[error(transparent)]
+    TaskDone(#[from] crate::ipc::TaskDoneError),
     /// `release` of a lock that nobody holds.
     #[error("release of a lock that is not held")]
     NotLocked,
@@ -107,6 +110,7 @@ impl From<Fault> for ManagerError {
             Fault::Empty => ManagerError::Empty,
             Fault::Full => ManagerError::Full,
             Fault::NotLocked => ManagerError::NotLocked,
+            Fault::TaskDone => ManagerError::TaskDone(crate::ipc::TaskDoneError),
             Fault::Update(why) => ManagerError::Update(why),
             Fault::NotRegistered(t) => ManagerError::NotRegistered(t),
             Fault::Panicked { message, location } => ManagerError::Panicked { message, location },

@@ -125,6 +125,10 @@ pub(crate) enum Op {
         max: u64,
         wait: WaitMicros,
     },
+    TaskDone,
+    JoinQueue {
+        wait: WaitMicros,
+    },
     // Locks.
     Acquire {
         wait: WaitMicros,
@@ -225,6 +229,7 @@ pub enum Fault {
     Empty,
     Full,
     NotLocked,
+    TaskDone,
     Update(String),
     NotRegistered(String),
     Panicked {

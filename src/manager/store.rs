@@ -54,7 +54,7 @@ pub(crate) enum Object {
     List(Mutex<Vec<Bytes>>),
     Queue {
         maxsize: u64,
-        items: Mutex<VecDeque<Bytes>>,
+        state: Mutex<QueueState>,
         changed: Condvar,
     },
     /// `owner`: the connection that holds it.
@@ -71,6 +71,14 @@ pub(crate) enum Object {
         kind: Kind,
         object: Mutex<Box<dyn Erased>>,
     },
+}
+
+/// A queue's items, and how many put items are not yet marked done
+/// (`task_done`), which `join` waits to see at zero.
+#[derive(Default)]
+pub(crate) struct QueueState {
+    items: VecDeque<Bytes>,
+    unfinished: u64,
 }
 
 /// Why a blocking wait ended without its condition.
@@ -123,7 +131,7 @@ impl Object {
             Kind::List => Object::List(Mutex::new(Vec::new())),
             Kind::Queue { maxsize } => Object::Queue {
                 maxsize: *maxsize,
-                items: Mutex::new(VecDeque::new()),
+                state: Mutex::new(QueueState::default()),
                 changed: Condvar::new(),
             },
             Kind::Lock => Object::Lock {
@@ -178,10 +186,10 @@ impl Object {
 
     /// Puts back what a reply that was never delivered took.
     pub(crate) fn undo(&self, undo: Undo) {
-        if let (Undo::Requeue(taken), Object::Queue { items, changed, .. }) = (undo, self) {
-            let mut items = lock(items);
+        if let (Undo::Requeue(taken), Object::Queue { state, changed, .. }) = (undo, self) {
+            let mut q = lock(state);
             for item in taken.into_iter().rev() {
-                items.push_front(item);
+                q.items.push_front(item);
             }
             changed.notify_all();
         }
@@ -206,11 +214,11 @@ impl Object {
             (
                 Object::Queue {
                     maxsize,
-                    items,
+                    state,
                     changed,
                 },
                 op,
-            ) => queue_op(*maxsize, items, changed, op, ctx, self),
+            ) => queue_op(*maxsize, state, changed, op, ctx, self),
             (Object::Lock { owner, freed }, op) => done(lock_op(owner, freed, op, ctx, self)?),
             (Object::Event { set, changed }, op) => done(event_op(set, changed, op, ctx, self)?),
             (Object::Value(value), op) => done(value_op(&mut lock(value), op, self)?),
@@ -330,7 +338,7 @@ fn list_op(list: &mut Vec<Bytes>, op: Op, object: &Object) -> Result<Reply, Faul
 
 fn queue_op(
     maxsize: u64,
-    items: &Mutex<VecDeque<Bytes>>,
+    state: &Mutex<QueueState>,
     changed: &Condvar,
     op: Op,
     ctx: &Ctx<'_>,
@@ -338,27 +346,47 @@ fn queue_op(
 ) -> Result<(Reply, Undo), Fault> {
     match op {
         Op::Put { item, wait } => {
-            let room = |q: &mut VecDeque<Bytes>| maxsize == 0 || (q.len() as u64) < maxsize;
-            let mut q = wait_for(changed, lock(items), wait, ctx, room).map_err(|s| match s {
+            let room = |q: &mut QueueState| maxsize == 0 || (q.items.len() as u64) < maxsize;
+            let mut q = wait_for(changed, lock(state), wait, ctx, room).map_err(|s| match s {
                 Stop::TimedOut => Fault::Full,
                 Stop::Gone => Fault::ShuttingDown,
             })?;
-            q.push_back(item);
+            q.items.push_back(item);
+            q.unfinished += 1;
             changed.notify_all();
             Ok((Reply::Done, Undo::Nothing))
         }
         Op::Take { max, wait } => {
-            let some = |q: &mut VecDeque<Bytes>| !q.is_empty();
-            let mut q = wait_for(changed, lock(items), wait, ctx, some).map_err(|s| match s {
+            let some = |q: &mut QueueState| !q.items.is_empty();
+            let mut q = wait_for(changed, lock(state), wait, ctx, some).map_err(|s| match s {
                 Stop::TimedOut => Fault::Empty,
                 Stop::Gone => Fault::ShuttingDown,
             })?;
-            let n = (max.max(1) as usize).min(q.len());
-            let taken: Vec<Bytes> = q.drain(..n).collect();
+            let n = (max.max(1) as usize).min(q.items.len());
+            let taken: Vec<Bytes> = q.items.drain(..n).collect();
             changed.notify_all();
             Ok((Reply::Items(taken.clone()), Undo::Requeue(taken)))
         }
-        Op::Len => Ok((Reply::Count(lock(items).len() as u64), Undo::Nothing)),
+        Op::TaskDone => {
+            let mut q = lock(state);
+            if q.unfinished == 0 {
+                return Err(Fault::TaskDone);
+            }
+            q.unfinished -= 1;
+            if q.unfinished == 0 {
+                changed.notify_all();
+            }
+            Ok((Reply::Done, Undo::Nothing))
+        }
+        Op::JoinQueue { wait } => {
+            let done = |q: &mut QueueState| q.unfinished == 0;
+            match wait_for(changed, lock(state), wait, ctx, done) {
+                Ok(_) => Ok((Reply::Flag(true), Undo::Nothing)),
+                Err(Stop::TimedOut) => Ok((Reply::Flag(false), Undo::Nothing)),
+                Err(Stop::Gone) => Err(Fault::ShuttingDown),
+            }
+        }
+        Op::Len => Ok((Reply::Count(lock(state).items.len() as u64), Undo::Nothing)),
         op => Err(unsupported(&op, object)),
     }
 }

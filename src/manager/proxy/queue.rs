@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::proxy;
 use crate::blocking::Wait;
 use crate::manager::ManagerError;
-use crate::manager::link::{Handle, count, done, enc, items, unexpected, wait_micros};
+use crate::manager::link::{Handle, count, done, enc, flag, items, unexpected, wait_micros};
 use crate::manager::protocol::Op;
 
 /// A FIFO queue held by a manager's server, shared by processes on any
@@ -35,6 +35,12 @@ use crate::manager::protocol::Op;
 /// assert_eq!(q.len()?, 1);
 /// assert_eq!(q.get_many(10, Duration::ZERO)?, ["b"]);
 /// assert!(matches!(q.try_get(), Err(ManagerError::Empty)));
+/// // Python's task_done/join: two items were put, two are marked done.
+/// assert!(!q.join_timeout(Duration::ZERO)?);
+/// q.task_done()?;
+/// q.task_done()?;
+/// assert!(q.join_timeout(Duration::from_secs(10))?);
+/// assert!(matches!(q.task_done(), Err(ManagerError::TaskDone(_))));
 /// # Ok::<(), ManagerError>(())
 /// ```
 pub struct Queue<T> {
@@ -107,6 +113,26 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// most `timeout` for the first ([`ManagerError::Empty`] if none came).
     pub fn get_many(&self, max: usize, timeout: Duration) -> Result<Vec<T>, ManagerError> {
         self.take(max, Wait::timeout(timeout))
+    }
+
+    /// Marks one item taken from the queue as done (Python's
+    /// `task_done`): [`join`](Queue::join) returns once every item put was
+    /// marked so. More calls than items put is [`ManagerError::TaskDone`].
+    pub fn task_done(&self) -> Result<(), ManagerError> {
+        done(self.handle.call(Op::TaskDone)?)
+    }
+
+    /// Waits until every item put has been marked done.
+    pub fn join(&self) -> Result<(), ManagerError> {
+        flag(self.handle.call(Op::JoinQueue { wait: None })?).map(drop)
+    }
+
+    /// Like [`join`](Queue::join), waiting at most `timeout`: `true` if
+    /// every item put has been marked done.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        flag(self.handle.call(Op::JoinQueue {
+            wait: wait_micros(Wait::timeout(timeout)),
+        })?)
     }
 
     /// The number of items in the queue now (exact: counted by the server).
