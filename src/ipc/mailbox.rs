@@ -13,9 +13,12 @@
 //! order of messages is the mailbox's.
 //!
 //! The mailbox does not know whether its peer is alive: a reader's wait
-//! returns after [`DEATH_CHECK`](crate::sync::raw::DEATH_CHECK) asleep
-//! ([`Taken::NotYet`]) so that its caller can look (at the shared socket),
-//! and a side that ends says so with [`Mailbox::close`].
+//! returns after a nap of the caller's choosing ([`Taken::NotYet`]) so that
+//! it can look (at the shared socket), and a side that ends says so with
+//! [`Mailbox::close`], which wakes the other. Waits spin handing the
+//! processor over (`sched_yield`): the two sides of a request and its reply
+//! often share one processor, and a busy spin there burns the time the
+//! other side needs (measured: 19 k against 620 k calls a second).
 
 use std::fmt;
 use std::io;
