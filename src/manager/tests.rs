@@ -185,3 +185,17 @@ fn a_borrowed_mailbox_offer_is_the_request_the_server_reads() {
     let read: Request = crate::codec::decode(&offer.bytes[12..], offer.fds).unwrap();
     assert!(matches!(read, Request::Mailbox(m) if m.capacity() == 64));
 }
+
+#[test]
+fn managers_and_proxies_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Manager>();
+    send_sync::<super::Server>();
+    send_sync::<super::Dict<String, Vec<u8>>>();
+    send_sync::<super::List<u8>>();
+    send_sync::<super::Queue<String>>();
+    send_sync::<super::Namespace>();
+    send_sync::<super::Lock>();
+    send_sync::<super::Event>();
+    send_sync::<super::Value<f64>>();
+}
