@@ -399,6 +399,45 @@ fn shared_value_processes(per: usize) {
     emit("shared_value_processes", rate, "ops/s", "raw", &extra);
 }
 
+/// 1, 4, 16 and 32 producer processes each put `per` 64-byte messages
+/// (`put_bytes`) into one queue bounded at 1024; the parent gets them all.
+fn queue_fan_in(per: usize) {
+    for producers in [1usize, 4, 16, 32] {
+        let q: IpcQueue<ByteBuf> = IpcQueue::new(1024).unwrap();
+        let t = Instant::now();
+        let mut ps: Vec<_> = (0..producers)
+            .map(|_| {
+                Process::builder()
+                    .start_method(StartMethod::Fork)
+                    .start(
+                        |(q, per): (IpcQueue<ByteBuf>, usize)| {
+                            let payload = [b'x'; 64];
+                            for _ in 0..per {
+                                q.put_bytes(&payload).unwrap();
+                            }
+                        },
+                        (q.clone(), per),
+                    )
+                    .unwrap()
+            })
+            .collect();
+        let mut bytes = 0;
+        for _ in 0..producers * per {
+            bytes += q.get_bytes().unwrap().len();
+        }
+        let rate = (producers * per) as f64 / t.elapsed().as_secs_f64();
+        ps.iter_mut().for_each(|p| p.join().unwrap());
+        assert_eq!(bytes, producers * per * 64);
+        emit(
+            "queue_fan_in",
+            rate,
+            "msg/s",
+            "multiproc",
+            &[("producers", producers.to_string())],
+        );
+    }
+}
+
 /// A pool of one worker returns `Vec<u8>`s of 1, 16 and 128 MiB (20, 5 and
 /// 2 of them); bytes in the caller's hands per second.
 fn pool_large_result() {
@@ -802,6 +841,9 @@ fn main() {
     }
     if want("spawn_join") {
         spawn_join(200 / k);
+    }
+    if want("queue_fan_in") {
+        queue_fan_in(20_000 / k);
     }
     if want("pool_large_result") {
         pool_large_result();
