@@ -231,31 +231,45 @@ fn lock_counter_threads(per: usize) {
 /// One producer process puts `n` messages of `size` bytes into a queue
 /// bounded at 1024; this process gets them all. Returns messages per second.
 /// `typed`: `Queue<ByteBuf>` through serde instead of `put_bytes`.
-fn queue_run(n: usize, size: usize, typed: bool) -> f64 {
+/// How a queue benchmark's consumer takes its messages.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+enum Api {
+    /// `put_bytes` / `get_bytes` (a new vector per message).
+    Bytes,
+    /// `put_bytes` / `get_bytes_into` one reused buffer.
+    BytesInto,
+    /// `put` / `get` of a `ByteBuf` through serde.
+    Serde,
+}
+
+fn queue_run(n: usize, size: usize, api: Api) -> f64 {
     let q: IpcQueue<ByteBuf> = IpcQueue::new(1024).unwrap();
     let t = Instant::now();
     let mut producer = Process::builder()
         .start_method(StartMethod::Fork)
         .start(
-            |(q, n, size, typed): (IpcQueue<ByteBuf>, usize, usize, bool)| {
+            |(q, n, size, api): (IpcQueue<ByteBuf>, usize, usize, Api)| {
                 let payload = ByteBuf::from(vec![b'x'; size]);
                 for _ in 0..n {
-                    if typed {
-                        q.put(&payload).unwrap();
-                    } else {
-                        q.put_bytes(&payload).unwrap();
+                    match api {
+                        Api::Serde => q.put(&payload).unwrap(),
+                        Api::Bytes | Api::BytesInto => q.put_bytes(&payload).unwrap(),
                     }
                 }
             },
-            (q.clone(), n, size, typed),
+            (q.clone(), n, size, api),
         )
         .unwrap();
     let mut bytes = 0;
+    let mut buf = Vec::new();
     for _ in 0..n {
-        bytes += if typed {
-            q.get().unwrap().len()
-        } else {
-            q.get_bytes().unwrap().len()
+        bytes += match api {
+            Api::Serde => q.get().unwrap().len(),
+            Api::Bytes => q.get_bytes().unwrap().len(),
+            Api::BytesInto => {
+                q.get_bytes_into(&mut buf).unwrap();
+                buf.len()
+            }
         };
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
@@ -264,8 +278,6 @@ fn queue_run(n: usize, size: usize, typed: bool) -> f64 {
     rate
 }
 
-/// The raw baseline of the queue workloads: a forked child writes `n`
-/// messages of `size` bytes into a bare socketpair, this process reads them.
 fn socket_stream(n: usize, size: usize) -> f64 {
     let (a, b) = UnixStream::pair().unwrap();
     let mut a = Some(a);
@@ -290,20 +302,14 @@ fn socket_stream(n: usize, size: usize) -> f64 {
 
 fn queue_small(n: usize) {
     let extra = |api: &str| [("size", "64".to_string()), ("api", quoted(api))];
-    emit(
-        "queue_small",
-        queue_run(n, 64, false),
-        "msg/s",
-        "multiproc",
-        &extra("bytes"),
-    );
-    emit(
-        "queue_small",
-        queue_run(n, 64, true),
-        "msg/s",
-        "multiproc",
-        &extra("serde"),
-    );
+    for (api, name) in [
+        (Api::Bytes, "bytes"),
+        (Api::BytesInto, "bytes_into"),
+        (Api::Serde, "serde"),
+    ] {
+        let rate = queue_run(n, 64, api);
+        emit("queue_small", rate, "msg/s", "multiproc", &extra(name));
+    }
     emit(
         "queue_small",
         socket_stream(n, 64),
@@ -319,14 +325,14 @@ fn queue_large(n: usize) {
     let extra = |api: &str| [("size", MIB.to_string()), ("api", quoted(api))];
     emit(
         "queue_large",
-        gbs(queue_run(n, MIB, false)),
+        gbs(queue_run(n, MIB, Api::Bytes)),
         "GB/s",
         "multiproc",
         &extra("bytes"),
     );
     emit(
         "queue_large",
-        gbs(queue_run(n, MIB, true)),
+        gbs(queue_run(n, MIB, Api::Serde)),
         "GB/s",
         "multiproc",
         &extra("serde"),

@@ -553,3 +553,30 @@ fn a_queue_travels_over_a_connection() {
     }
     p.join_in_time().unwrap();
 }
+
+#[test]
+fn one_buffer_takes_every_message_from_another_process() {
+    let _c = common::clean();
+    let q: Queue<()> = Queue::new(16).unwrap();
+    let mut producer = Process::start(
+        |q: Queue<()>| {
+            for i in 0..500usize {
+                q.put_bytes(&vec![(i % 251) as u8; i * 37 % 5000]).unwrap();
+            }
+        },
+        q.clone(),
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    for i in 0..500usize {
+        q.get_bytes_into_timeout(&mut buf, common::DEADLINE)
+            .unwrap();
+        assert_eq!(buf, vec![(i % 251) as u8; i * 37 % 5000], "message {i}");
+    }
+    producer.join_in_time().unwrap();
+    assert!(matches!(
+        q.try_get_bytes_into(&mut buf),
+        Err(GetError::Empty)
+    ));
+    assert!(buf.capacity() >= 4999, "the buffer kept its capacity");
+}

@@ -195,10 +195,12 @@ impl<T> Queue<T> {
 
     fn get_raw(&self, wait: Wait) -> Result<Vec<u8>, GetError> {
         let mut buf = Vec::new();
-        self.ring
-            .get_into(&mut buf, wait.deadline())
-            .map_err(get_stop)?;
+        self.get_raw_into(&mut buf, wait)?;
         Ok(buf)
+    }
+
+    fn get_raw_into(&self, buf: &mut Vec<u8>, wait: Wait) -> Result<(), GetError> {
+        self.ring.get_into(buf, wait.deadline()).map_err(get_stop)
     }
 
     /// Puts raw bytes as one message, without serde; take it with
@@ -230,6 +232,42 @@ impl<T> Queue<T> {
     /// [`get_bytes`](Self::get_bytes), waiting at most `timeout`.
     pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
         self.get_raw(Wait::timeout(timeout))
+    }
+
+    /// Takes one message as raw bytes into `buf` (emptied first; its
+    /// capacity is reused, so a loop that keeps one buffer allocates
+    /// nothing per message; after an error it holds no message). Blocks
+    /// while the queue is empty.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q: multiproc::ipc::Queue<()> = multiproc::ipc::Queue::new(8)?;
+    /// q.put_bytes(b"one")?;
+    /// q.put_bytes(b"two")?;
+    /// let mut buf = Vec::new();
+    /// for want in [&b"one"[..], b"two"] {
+    ///     q.get_bytes_into_timeout(&mut buf, Duration::from_secs(10))?;
+    ///     assert_eq!(buf, want);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), GetError> {
+        self.get_raw_into(buf, Wait::Forever)
+    }
+
+    /// [`get_bytes_into`](Self::get_bytes_into) without waiting
+    /// ([`GetError::Empty`]).
+    pub fn try_get_bytes_into(&self, buf: &mut Vec<u8>) -> Result<(), GetError> {
+        self.get_raw_into(buf, Wait::No)
+    }
+
+    /// [`get_bytes_into`](Self::get_bytes_into), waiting at most `timeout`.
+    pub fn get_bytes_into_timeout(
+        &self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), GetError> {
+        self.get_raw_into(buf, Wait::timeout(timeout))
     }
 }
 
