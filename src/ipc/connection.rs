@@ -373,19 +373,9 @@ impl Connection {
     ) -> Result<R, RecvError> {
         let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
         let header = self.fill(&mut rx, mode)?;
-        let fds: Vec<OwnedFd> = rx.fds.drain(..header.fds as usize).collect();
-        let start = rx.start + HEADER_LEN;
-        let end = start + header.len as usize;
-        rx.start = end;
-        let result = f(&rx.buf[start..end], fds);
-        if rx.start == rx.end {
-            rx.start = 0;
-            rx.end = 0;
-            if rx.buf.len() > 4 * READ_CHUNK {
-                rx.buf = Vec::new();
-            }
-        }
-        result
+        consume(&mut rx, header, |rx, start, end, fds| {
+            f(&rx.buf[start..end], fds)
+        })
     }
 
     /// Takes a whole message if one is there ([`RecvError::Empty`] if not),
@@ -395,24 +385,15 @@ impl Connection {
     pub(crate) fn try_recv_payload(&self) -> Result<Payload, RecvError> {
         let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
         let header = self.fill(&mut rx, Mode::NonBlock)?;
-        drop(rx.fds.drain(..header.fds as usize));
-        let start = rx.start + HEADER_LEN;
-        let end = start + header.len as usize;
-        if end == rx.end && header.len as usize >= READ_CHUNK {
-            let mut buf = std::mem::take(&mut rx.buf);
-            buf.truncate(end);
-            (rx.start, rx.end) = (0, 0);
-            return Ok(Payload { buf, start });
-        }
-        let payload = rx.buf[start..end].to_vec();
-        rx.start = end;
-        if rx.start == rx.end {
-            (rx.start, rx.end) = (0, 0);
-        }
-        Ok(Payload {
-            buf: payload,
-            start: 0,
-        })
+        Ok(consume(&mut rx, header, |rx, start, end, _| {
+            if end == rx.end && end - start >= READ_CHUNK {
+                let mut buf = std::mem::take(&mut rx.buf);
+                buf.truncate(end);
+                Payload { buf, start }
+            } else {
+                Payload::from(rx.buf[start..end].to_vec())
+            }
+        }))
     }
 
     /// Reads until the buffer holds one whole frame (with its descriptors) and
@@ -528,6 +509,30 @@ impl From<Vec<u8>> for Payload {
     fn from(buf: Vec<u8>) -> Payload {
         Payload { buf, start: 0 }
     }
+}
+
+/// Consumes the whole frame `header` at the front of `rx`: `take` gets its
+/// payload's place (`start..end` in `rx.buf`, which it may take away) and
+/// its descriptors; then an emptied buffer starts over (and a large one is
+/// given back).
+fn consume<R>(
+    rx: &mut RxState,
+    header: Header,
+    take: impl FnOnce(&mut RxState, usize, usize, Vec<OwnedFd>) -> R,
+) -> R {
+    let fds: Vec<OwnedFd> = rx.fds.drain(..header.fds as usize).collect();
+    let start = rx.start + HEADER_LEN;
+    let end = start + header.len as usize;
+    rx.start = end;
+    let result = take(rx, start, end, fds);
+    if rx.start >= rx.end {
+        rx.start = 0;
+        rx.end = 0;
+        if rx.buf.len() > 4 * READ_CHUNK {
+            rx.buf = Vec::new();
+        }
+    }
+    result
 }
 
 fn decode<T: DeserializeOwned>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<T, RecvError> {
