@@ -193,18 +193,17 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 
 /// Encodes `value` as a bare payload (no header) into `out` (emptied
 /// first), for a value that is stored rather than sent: a handle inside it
-/// (its descriptor would be lost) is an error.
+/// (its descriptor would be lost) is an error, which `no_handles` words.
 pub(crate) fn to_bytes<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
+    no_handles: &str,
 ) -> Result<(), CodecError> {
     out.clear();
     let (result, fds) = handles::collecting(|| fixint::serialize_into(out, value));
     result.map_err(|e| CodecError::Encode(e.to_string()))?;
     if !fds.is_empty() {
-        return Err(CodecError::Encode(
-            "a value holding a handle (a connection, queue, ...) cannot be stored".into(),
-        ));
+        return Err(CodecError::Encode(no_handles.into()));
     }
     Ok(())
 }

@@ -178,10 +178,14 @@ impl<'de> Deserialize<'de> for Handle {
     }
 }
 
+/// Why a value holding a handle cannot go to a manager.
+pub(crate) const NO_HANDLES: &str =
+    "a value holding a handle (a connection, queue, ...) cannot be stored in a manager";
+
 /// Encodes a key, value or item for the server.
 pub(crate) fn enc<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, ManagerError> {
     let mut out = Vec::new();
-    codec::to_bytes(value, &mut out)?;
+    codec::to_bytes(value, &mut out, NO_HANDLES)?;
     Ok(Bytes::from(out))
 }
 

@@ -544,7 +544,7 @@ impl<T: super::Served> Erased for Typed<T> {
                 location: p.location,
             })?;
         let mut out = Vec::new();
-        crate::codec::to_bytes(&reply, &mut out)
+        crate::codec::to_bytes(&reply, &mut out, super::link::NO_HANDLES)
             .map_err(|e| Fault::Refused(format!("the reply does not encode: {e}")))?;
         Ok(out)
     }

@@ -1,7 +1,6 @@
 //! The worker process's side of a process pool: its main loop, and the
 //! transport ([`TaskCall`]) through which [`remote`] runs each task.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -10,7 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
-use super::protocol::{Batch, Done, Hello, Outcome, Ready, encode_result, send_returned};
+use super::protocol::{
+    Batch, Done, Hello, Outcome, Ready, byte_block, encode_result, send_returned,
+};
 use crate::codec;
 use crate::codec::handles::Fd;
 use crate::ipc::{Connection, RecvError, SendError};
@@ -62,10 +63,9 @@ impl Call for TaskCall {
 
     fn finish<R: Serialize + 'static>(self, outcome: remote::Outcome<&R>) -> i32 {
         if let (remote::Outcome::Returned(value), Some((conn, n))) = (&outcome, &self.direct)
-            && let Some(bytes) = (*value as &dyn Any).downcast_ref::<Vec<u8>>()
+            && let Some((count, bytes)) = byte_block(*value)
             && bytes.len() >= SEND_DIRECTLY
         {
-            let count = (bytes.len() as u64).to_le_bytes();
             let sent = send_returned(conn, *n, &[&count, bytes]);
             *self.out.borrow_mut() = Some(Answer::Sent(sent));
             return 0;
