@@ -245,6 +245,11 @@ mod tests {
             want.reverse();
             assert_eq!(buf, want);
         }
+        let end = Instant::now() + Duration::from_secs(120);
+        while !worker.is_finished() {
+            assert!(Instant::now() < end, "the server thread did not end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         worker.join().unwrap();
         assert!(client.is_closed());
         // Nothing more comes: the wait ends at its deadline.
