@@ -261,7 +261,7 @@ pub(crate) fn wait_micros(wait: crate::blocking::Wait) -> super::protocol::WaitM
 
 /// A timeout for the wire: microseconds, rounded up so that a tiny
 /// timeout still waits a little rather than not at all.
-pub(crate) fn micros(timeout: Duration) -> u64 {
+fn micros(timeout: Duration) -> u64 {
     let us = timeout.as_micros();
     if us == 0 && !timeout.is_zero() {
         1

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::proxy;
+use crate::blocking::Wait;
 use crate::manager::ManagerError;
-use crate::manager::link::{Handle, done, flag, micros};
+use crate::manager::link::{Handle, done, flag, wait_micros};
 use crate::manager::protocol::Op;
 
 /// A flag that processes on any machine can wait for, held by a manager's
@@ -44,13 +45,16 @@ impl Event {
 
     /// Waits until the flag is set.
     pub fn wait(&self) -> Result<(), ManagerError> {
-        flag(self.handle.call(Op::WaitSet { wait: None })?).map(drop)
+        flag(self.handle.call(Op::WaitSet {
+            wait: wait_micros(Wait::Forever),
+        })?)
+        .map(drop)
     }
 
     /// Waits at most `timeout` for the flag; `true` if it is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
         flag(self.handle.call(Op::WaitSet {
-            wait: Some(micros(timeout)),
+            wait: wait_micros(Wait::timeout(timeout)),
         })?)
     }
 }

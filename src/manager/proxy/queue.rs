@@ -124,7 +124,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Waits until every item put has been marked done.
     pub fn join(&self) -> Result<(), ManagerError> {
-        flag(self.handle.call(Op::JoinQueue { wait: None })?).map(drop)
+        flag(self.handle.call(Op::JoinQueue {
+            wait: wait_micros(Wait::Forever),
+        })?)
+        .map(drop)
     }
 
     /// Like [`join`](Queue::join), waiting at most `timeout`: `true` if
