@@ -644,13 +644,15 @@ mod dist {
 
     pub(super) struct Cluster {
         agents: Vec<Child>,
+        /// Tasks each agent takes ahead of its slot.
+        prefetch: usize,
         // Dropped after the agents.
         _redis: redis_server::RedisServer,
         pub(super) url: String,
     }
 
     impl Cluster {
-        pub(super) fn start() -> Option<Cluster> {
+        pub(super) fn start(prefetch: usize) -> Option<Cluster> {
             let redis = redis_server::RedisServer::start("bench")
                 .map_err(|e| eprintln!("dist_*: {e}: left out"))
                 .ok()?;
@@ -662,12 +664,14 @@ mod dist {
                         .env("MULTIPROC_POOL", "bench")
                         .env("MULTIPROC_AUTHKEY", KEY)
                         .env("MULTIPROC_SLOTS", "1")
+                        .env("MULTIPROC_PREFETCH", prefetch.to_string())
                         .spawn()
                         .unwrap()
                 })
                 .collect();
             Some(Cluster {
                 agents,
+                prefetch,
                 _redis: redis,
                 url,
             })
@@ -734,6 +738,7 @@ mod dist {
         }
         let (ours, theirs) = (median(ours), median(theirs));
         let mut extra = extra();
+        extra.push(("prefetch", c.prefetch.to_string()));
         extra.push(("passes", PASSES.to_string()));
         extra.push(("ratio_to_raw", format!("{:.2}", ours / theirs)));
         emit("dist_pool_task", ours, "us/task", "multiproc", &extra);
@@ -882,10 +887,14 @@ fn main() {
     }
     #[cfg(feature = "redis")]
     if (want("dist_pool_task") || want("dist_pool_map") || want("dist_crash_recovery"))
-        && let Some(cluster) = dist::Cluster::start()
+        && let Some(cluster) = dist::Cluster::start(0)
     {
         if want("dist_pool_task") {
             dist::dist_pool_task(&cluster, 2_000 / k);
+            // The same with agents that take 8 tasks ahead of their slot.
+            if let Some(ahead) = dist::Cluster::start(8) {
+                dist::dist_pool_task(&ahead, 2_000 / k);
+            }
         }
         if want("dist_pool_map") {
             dist::dist_pool_map(&cluster, 1_000_000 / k);

@@ -94,7 +94,20 @@ impl Agent {
     }
 
     fn start_exe(exe: &Path, url: &str, pool: &str, key: &str, slots: usize) -> Agent {
+        Agent::start_ahead(exe, url, pool, key, slots, 0)
+    }
+
+    /// An agent that takes `prefetch` tasks ahead of its free slots.
+    fn start_ahead(
+        exe: &Path,
+        url: &str,
+        pool: &str,
+        key: &str,
+        slots: usize,
+        prefetch: usize,
+    ) -> Agent {
         let child = Command::new(exe)
+            .env("MULTIPROC_PREFETCH", prefetch.to_string())
             .env("MULTIPROC_WORKER", url)
             .env("MULTIPROC_POOL", pool)
             .env("MULTIPROC_AUTHKEY", key)
@@ -222,6 +235,88 @@ fn a_killed_agent_fails_only_its_started_tasks() {
     // The task that had not started runs on the new agent.
     assert!(retried.result_in_time().is_ok());
     assert_eq!(pool.submit(square, 9).result_in_time(), Ok(81));
+}
+
+/// An agent of one slot that takes 2 tasks ahead, for the pool `pool`.
+fn agent_ahead(redis: &Redis, pool: &str) -> Agent {
+    let exe = std::env::current_exe().unwrap();
+    Agent::start_ahead(&exe, &redis.url(), pool, KEY, 1, 2)
+}
+
+#[test]
+fn an_agent_taking_tasks_ahead_runs_them_and_fails_them_all_when_lost() {
+    let redis = Redis::start();
+    let pool = pool(&redis, "ahead");
+    let a = agent_ahead(&redis, "ahead");
+    wait_workers(&pool, 1);
+    // Many short tasks through one slot: every one runs, once.
+    let futures: Vec<_> = (0..500u64).map(|x| pool.submit(square, x)).collect();
+    for (x, f) in futures.iter().enumerate() {
+        assert_eq!(f.result_in_time(), Ok(square(x as u64)));
+    }
+    // One task runs, two wait on the agent, one waits in Redis.
+    let running = pool.submit(nap, 5_000);
+    until("the first task runs", || redis.taken("ahead") == 1);
+    let markers: Vec<String> = (0..2)
+        .map(|i| {
+            redis
+                .server
+                .dir
+                .join(format!("ahead-{i}"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let ahead: Vec<_> = markers
+        .iter()
+        .map(|m| pool.submit(mark, m.clone()))
+        .collect();
+    until("two more are taken ahead", || redis.taken("ahead") == 3);
+    let waiting = pool.submit(square, 7);
+    until("the fourth waits in Redis", || redis.waiting("ahead") == 1);
+    a.signal(libc::SIGKILL);
+    drop(a);
+    let _b = Agent::start(&redis, "ahead", KEY, 1);
+    // Every task the lost agent held fails (the pool cannot tell which had
+    // started), and none of them runs again...
+    let lost = |r: Result<_, TaskError>| matches!(r, Err(TaskError::WorkerLost { .. }));
+    assert!(lost(running.result_in_time().map(drop)));
+    for f in &ahead {
+        assert!(lost(f.result_in_time()), "{:?}", f.result_in_time());
+    }
+    // ...those taken ahead had not run; the one still in Redis runs.
+    assert_eq!(waiting.result_in_time(), Ok(49));
+    for m in &markers {
+        assert!(!Path::new(m).exists(), "a task taken ahead ran");
+    }
+}
+
+#[test]
+fn a_task_waiting_on_an_agent_is_cancelled_there_without_running() {
+    let redis = Redis::start();
+    let pool = pool(&redis, "ahead-cancel");
+    let _a = agent_ahead(&redis, "ahead-cancel");
+    wait_workers(&pool, 1);
+    // A task with a timeout runs alone in its process: the next one waits
+    // in the agent's own queue (not yet handed to a process).
+    let timed = TaskOptions::timeout(Duration::from_secs(60));
+    let running = pool.submit_with(nap, 1_000, timed);
+    until("the first task runs", || redis.taken("ahead-cancel") == 1);
+    let marker = redis.server.dir.join("cancelled").display().to_string();
+    let ahead = pool.submit(mark, marker.clone());
+    until("the second is taken ahead", || {
+        redis.taken("ahead-cancel") == 2
+    });
+    assert!(ahead.cancel());
+    assert_eq!(ahead.result_in_time(), Err(TaskError::Cancelled));
+    assert!(running.result_in_time().is_ok());
+    // The agent gives its place back and the task leaves its list unrun.
+    until("nothing is left taken", || redis.taken("ahead-cancel") == 0);
+    assert!(!Path::new(&marker).exists(), "a cancelled task ran");
+    let more: Vec<_> = (0..4u64).map(|x| pool.submit(square, x)).collect();
+    for (x, f) in more.iter().enumerate() {
+        assert_eq!(f.result_in_time(), Ok(square(x as u64)));
+    }
 }
 
 #[test]
@@ -454,9 +549,10 @@ fn cancel_queued_and_running_remote_tasks() {
 fn many_tasks_random_agent_kills_each_future_done_once() {
     let redis = Redis::start();
     let pool = pool(&redis, "chaos");
-    let mut agents: Vec<Agent> = (0..3)
-        .map(|_| Agent::start(&redis, "chaos", KEY, 2))
-        .collect();
+    // The second agent takes 4 tasks ahead of its slots.
+    let exe = std::env::current_exe().unwrap();
+    let agent = |i: usize| Agent::start_ahead(&exe, &redis.url(), "chaos", KEY, 2, 4 * (i % 2));
+    let mut agents: Vec<Agent> = (0..3).map(agent).collect();
     wait_workers(&pool, 3);
     let n = 100_000u64;
     let futures: Vec<_> = (0..n)
@@ -474,7 +570,7 @@ fn many_tasks_random_agent_kills_each_future_done_once() {
             seed ^= seed << 17;
             let victim = (seed % agents.len() as u64) as usize;
             agents[victim].signal(libc::SIGKILL);
-            agents[victim] = Agent::start(&redis, "chaos", KEY, 2);
+            agents[victim] = agent(victim);
             kills += 1;
         }
     }

@@ -38,6 +38,19 @@ pub struct ServeOptions {
     /// Tasks run at once: the size of the agent's local pool. Default: the
     /// CPUs this process may use.
     pub slots: usize,
+    /// Tasks taken ahead, beyond the free slots (default 0). With 0 a task
+    /// is taken only for a slot that runs it at once, so a lost agent's
+    /// tasks that had not started run elsewhere — but each task costs a
+    /// round trip to Redis before it starts. Tasks taken ahead wait here
+    /// and start the moment a slot frees, with no round trip between short
+    /// tasks (several times the rate on tasks of microseconds), at a price:
+    /// the pool cannot tell which of a lost agent's tasks had started, so
+    /// every task the agent held fails with
+    /// [`WorkerLost`](crate::futures::TaskError::WorkerLost) (or runs
+    /// again if it asked for [`retries`](crate::executor::TaskOptions::retries)).
+    /// No task ever runs twice either way. Like Celery's prefetch, for
+    /// many short tasks.
+    pub prefetch: usize,
     /// How long the agent's lease lasts unrenewed (renewed four times per
     /// lease): past it, the pool counts the agent lost. Default 5 s.
     pub lease: Duration,
@@ -50,6 +63,7 @@ impl Default for ServeOptions {
         ServeOptions {
             auth_key: AuthKey::NONE,
             slots: crate::process::cpu_count(),
+            prefetch: 0,
             lease: Duration::from_secs(5),
             max_message: super::DEFAULT_MAX_MESSAGE,
         }
@@ -71,6 +85,12 @@ impl ServeOptions {
         self
     }
 
+    /// Sets [`prefetch`](Self::prefetch).
+    pub fn prefetch(mut self, n: usize) -> ServeOptions {
+        self.prefetch = n;
+        self
+    }
+
     /// Sets [`lease`](Self::lease) (at least 50 ms).
     pub fn lease(mut self, lease: Duration) -> ServeOptions {
         self.lease = lease.max(Duration::from_millis(50));
@@ -87,8 +107,8 @@ impl ServeOptions {
 ///
 /// A program can also be made a worker by its environment alone (taken over
 /// before `main`, nothing to call): `MULTIPROC_WORKER` (the URL),
-/// `MULTIPROC_POOL`, `MULTIPROC_AUTHKEY`, and optionally `MULTIPROC_SLOTS`
-/// and `MULTIPROC_LEASE_MS`.
+/// `MULTIPROC_POOL`, `MULTIPROC_AUTHKEY`, and optionally `MULTIPROC_SLOTS`,
+/// `MULTIPROC_PREFETCH` and `MULTIPROC_LEASE_MS`.
 pub fn serve(url: &str, pool: &str, options: ServeOptions) -> io::Result<()> {
     let key = options
         .auth_key
@@ -145,7 +165,14 @@ struct Finished {
     answer: Vec<u8>,
 }
 
-type Stoppers = Arc<Mutex<HashMap<(u64, u64), Stopper>>>;
+/// A task the agent holds, by (client, id): waiting in the local pool's
+/// queue (taken ahead), or started there (and how to stop it).
+enum Held {
+    Waiting { cancelled: bool },
+    Running(Stopper),
+}
+
+type Table = Arc<Mutex<HashMap<(u64, u64), Held>>>;
 
 /// What the two threads of a session share.
 struct Session {
@@ -154,33 +181,47 @@ struct Session {
     /// Wakes the heartbeat when the session ends.
     wake: Condvar,
     wake_lock: Mutex<()>,
-    stoppers: Stoppers,
+    held: Table,
+}
+
+impl Session {
+    /// A cancellation from the pool: a running task is stopped (its process
+    /// killed), one waiting here will not start.
+    fn cancel(&self, key: (u64, u64)) {
+        let mut held = lock(&self.held);
+        match held.remove(&key) {
+            Some(Held::Running(stop)) => {
+                drop(held);
+                stop();
+            }
+            Some(Held::Waiting { .. }) => {
+                held.insert(key, Held::Waiting { cancelled: true });
+            }
+            None => {} // answered already
+        }
+    }
 }
 
 /// The end of a task's future in the agent's local pool: the answer goes
-/// to the finisher, the stopper (to cancel it) to the session's table.
+/// to the session's loop, the stopper (to cancel it) to the session's
+/// table. A task the local pool drops unanswered (cancelled before it
+/// started) is answered `Cancelled`, so its place is given back and it
+/// leaves the processing list.
 struct AgentSink {
     key: (u64, u64),
     attempt: u32,
     worker: String,
     sealed: Vec<u8>,
     seal: Seal,
-    stoppers: Stoppers,
+    held: Table,
     tx: mpsc::Sender<Finished>,
+    answered: bool,
 }
 
-impl Sink for AgentSink {
-    fn start(&self, stopper: Stopper) -> bool {
-        lock(&self.stoppers).insert(self.key, stopper);
-        true
-    }
-
-    fn is_done(&self) -> bool {
-        false
-    }
-
-    fn finish(self: Box<Self>, outcome: Result<Payload, TaskError>) {
-        lock(&self.stoppers).remove(&self.key);
+impl AgentSink {
+    fn answer(&mut self, outcome: Result<Payload, TaskError>) {
+        self.answered = true;
+        lock(&self.held).remove(&self.key);
         let outcome = outcome.map(|p| p.into_vec_from(0));
         let msg = Message::Done {
             client: self.key.0,
@@ -200,10 +241,37 @@ impl Sink for AgentSink {
             self.seal.seal(&msg).expect("a small message encodes")
         });
         let _ = self.tx.send(Finished {
-            task: self.sealed,
+            task: std::mem::take(&mut self.sealed),
             client: self.key.0,
             answer,
         });
+    }
+}
+
+impl Sink for AgentSink {
+    fn start(&self, stopper: Stopper) -> bool {
+        let mut held = lock(&self.held);
+        if let Some(Held::Waiting { cancelled: true }) = held.get(&self.key) {
+            return false;
+        }
+        held.insert(self.key, Held::Running(stopper));
+        true
+    }
+
+    fn is_done(&self) -> bool {
+        false
+    }
+
+    fn finish(mut self: Box<Self>, outcome: Result<Payload, TaskError>) {
+        self.answer(outcome);
+    }
+}
+
+impl Drop for AgentSink {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.answer(Err(TaskError::Cancelled));
+        }
     }
 }
 
@@ -258,7 +326,7 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
         lost: AtomicBool::new(false),
         wake: Condvar::new(),
         wake_lock: Mutex::new(()),
-        stoppers: Arc::new(Mutex::new(HashMap::new())),
+        held: Arc::new(Mutex::new(HashMap::new())),
     });
     // One step: the pool never sees a member without a lease.
     redis::pipe()
@@ -294,12 +362,19 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
         let every = ctx.options.lease / 4;
         std::thread::spawn(move || heartbeat(&s, &rc, &keys, &seal, every, lease_ms))
     };
-    let fetched = fetch(ctx, &s, &mut con, &local, slots, &tx, &rx);
+    let held = slots + ctx.options.prefetch;
+    let fetched = fetch(ctx, &s, &mut con, &local, held, &tx, &rx);
     s.lost.store(true, Ordering::SeqCst);
     s.wake.notify_all();
     // The pool fails or re-sends what ran here: stop it all.
-    let stoppers: Vec<Stopper> = lock(&s.stoppers).drain().map(|(_, st)| st).collect();
-    for stop in stoppers {
+    let running: Vec<Stopper> = lock(&s.held)
+        .drain()
+        .filter_map(|(_, h)| match h {
+            Held::Running(stop) => Some(stop),
+            Held::Waiting { .. } => None,
+        })
+        .collect();
+    for stop in running {
         stop();
     }
     local.shutdown(true, true);
@@ -310,14 +385,15 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
 }
 
 /// The session's loop, until the lease is lost: sends the answers of the
-/// tasks that ended and takes tasks for the free slots, in one atomic step
-/// (one round trip) each time; waits in Redis only when nothing runs here.
+/// tasks that ended and takes tasks for the free places (the slots, and
+/// the tasks taken ahead), in one atomic step (one round trip) each time;
+/// waits in Redis only when nothing runs here.
 fn fetch(
     ctx: &Context,
     s: &Arc<Session>,
     con: &mut Con,
     local: &ProcessPool,
-    slots: usize,
+    places: usize,
     tx: &mpsc::Sender<Finished>,
     rx: &mpsc::Receiver<Finished>,
 ) -> redis::RedisResult<()> {
@@ -331,8 +407,8 @@ fn fetch(
     while !s.lost.load(Ordering::SeqCst) {
         let mut ended: Vec<Finished> = carried.take().into_iter().collect();
         ended.extend(rx.try_iter().take(256));
-        if ended.is_empty() && running >= slots {
-            // Every slot busy: wait for one to end.
+        if ended.is_empty() && running >= places {
+            // Every place taken: wait for a task to end.
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(f) => ended.push(f),
                 Err(_) => continue,
@@ -340,7 +416,7 @@ fn fetch(
             ended.extend(rx.try_iter().take(255));
         }
         running -= ended.len();
-        let free = slots - running;
+        let free = places - running;
         let mut call = step.prepare_invoke();
         call.key(&tasks).key(&processing).key(&lease).arg(free);
         for f in &ended {
@@ -427,9 +503,11 @@ fn run_task(
         worker: s.worker.clone(),
         sealed,
         seal: ctx.seal.clone(),
-        stoppers: s.stoppers.clone(),
+        held: s.held.clone(),
         tx: tx.clone(),
+        answered: false,
     });
+    lock(&s.held).insert(sink.key, Held::Waiting { cancelled: false });
     if task.build != ctx.build {
         sink.finish(Err(TaskError::Broken(
             "the worker runs another build of the program than the task's".into(),
@@ -480,10 +558,8 @@ fn heartbeat(
                 .ignore()
                 .query(&mut con)?;
             for c in cancels {
-                if let Ok(Message::Cancel { client, id }) = seal.open(&c)
-                    && let Some(stop) = lock(&s.stoppers).remove(&(client, id))
-                {
-                    stop();
+                if let Ok(Message::Cancel { client, id }) = seal.open(&c) {
+                    s.cancel((client, id));
                 }
             }
             Ok(held == 1)
@@ -528,6 +604,7 @@ fn agent_bootstrap() {
             "MULTIPROC_AUTHKEY",
             "MULTIPROC_SLOTS",
             "MULTIPROC_LEASE_MS",
+            "MULTIPROC_PREFETCH",
         ],
     ) else {
         return;
@@ -538,6 +615,9 @@ fn agent_bootstrap() {
     }
     if let Some(ms) = rest[3].as_deref().and_then(|n| n.parse().ok()) {
         options = options.lease(Duration::from_millis(ms));
+    }
+    if let Some(n) = rest[4].as_deref().and_then(|n| n.parse().ok()) {
+        options = options.prefetch(n);
     }
     let pool = rest[0].clone().unwrap_or_else(|| "default".into());
     let code = match serve(&url, &pool, options) {

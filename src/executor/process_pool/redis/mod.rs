@@ -24,7 +24,10 @@
 //!   while it holds its lease. An answer leaves the processing list and
 //!   reaches the pool's answer list in one atomic step — the same script
 //!   call that takes the next tasks, so a busy worker makes one round trip
-//!   per task it ends.
+//!   per task it ends. A worker started with
+//!   [`ServeOptions::prefetch`] also takes that many tasks ahead, which
+//!   start the moment a slot frees: many short tasks run several times
+//!   faster, but a lost worker's tasks taken ahead count as started.
 //! - A worker keeps a lease (a key with a time to live) by renewing it.
 //!   When a lease lapses the pool *fences* the worker — it is no member any
 //!   more, so it can neither renew nor answer — and takes its processing
