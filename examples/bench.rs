@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use multiproc::executor::{MapOptions, ProcessPool, ThreadPool};
 use multiproc::futures::Future;
-use multiproc::ipc::{Connection, Pipe, Queue as IpcQueue};
+use multiproc::ipc::{Connection, Messages, Pipe, Queue as IpcQueue};
 use multiproc::process::{Process, StartMethod};
 use multiproc::queue::Queue;
 use multiproc::shared::{Atomic, RawArray, Value};
@@ -246,7 +246,12 @@ enum Api {
     BytesInto,
     /// `put` / `get` of a `ByteBuf` through serde.
     Serde,
+    /// `put_many_bytes` / `get_many_bytes_into` of up to [`BATCH`] messages.
+    Batch,
 }
+
+/// Messages per batch call in `queue_small_batch`.
+const BATCH: usize = 64;
 
 fn queue_run(n: usize, size: usize, api: Api) -> f64 {
     let q: IpcQueue<ByteBuf> = IpcQueue::new(1024).unwrap();
@@ -256,10 +261,19 @@ fn queue_run(n: usize, size: usize, api: Api) -> f64 {
         .start(
             |(q, n, size, api): (IpcQueue<ByteBuf>, usize, usize, Api)| {
                 let payload = ByteBuf::from(vec![b'x'; size]);
+                if let Api::Batch = api {
+                    let batch = vec![&payload[..]; BATCH];
+                    for first in (0..n).step_by(BATCH) {
+                        let msgs = &batch[..BATCH.min(n - first)];
+                        assert_eq!(q.put_many_bytes(msgs).unwrap(), msgs.len());
+                    }
+                    return;
+                }
                 for _ in 0..n {
                     match api {
                         Api::Serde => q.put(&payload).unwrap(),
                         Api::Bytes | Api::BytesInto => q.put_bytes(&payload).unwrap(),
+                        Api::Batch => unreachable!("put above"),
                     }
                 }
             },
@@ -268,13 +282,20 @@ fn queue_run(n: usize, size: usize, api: Api) -> f64 {
         .unwrap();
     let mut bytes = 0;
     let mut buf = Vec::new();
-    for _ in 0..n {
+    let mut batch = Messages::new();
+    let mut taken = 0;
+    while taken < n {
+        taken += 1;
         bytes += match api {
             Api::Serde => q.get().unwrap().len(),
             Api::Bytes => q.get_bytes().unwrap().len(),
             Api::BytesInto => {
                 q.get_bytes_into(&mut buf).unwrap();
                 buf.len()
+            }
+            Api::Batch => {
+                taken += q.get_many_bytes_into(&mut batch, BATCH).unwrap() - 1;
+                batch.iter().map(<[u8]>::len).sum()
             }
         };
     }
@@ -316,6 +337,9 @@ fn queue_small(n: usize) {
         let rate = queue_run(n, 64, api);
         emit("queue_small", rate, "msg/s", "multiproc", &extra(name));
     }
+    let rate = queue_run(n, 64, Api::Batch);
+    let extra = [("size", "64".to_string()), ("batch", BATCH.to_string())];
+    emit("queue_small_batch", rate, "msg/s", "multiproc", &extra);
     emit(
         "queue_small",
         socket_stream(n, 64),

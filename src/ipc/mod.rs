@@ -37,7 +37,7 @@ pub use connection::{Connection, RecvError, SendError};
 pub use listener::{Client, ConnectError, DEFAULT_HANDSHAKE_TIMEOUT, Listener};
 pub use pipe::{Pipe, Receiver, Sender};
 pub use queue::{
-    DEFAULT_CAPACITY, GetError, JoinableQueue, MAX_MAXSIZE, PutError, Queue, SimpleQueue,
-    TaskDoneError,
+    DEFAULT_CAPACITY, GetError, JoinableQueue, MAX_MAXSIZE, Messages, MessagesIter, PutError,
+    Queue, SimpleQueue, TaskDoneError,
 };
 pub use ready::{Waitable, wait, wait_timeout};

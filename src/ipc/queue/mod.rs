@@ -9,6 +9,7 @@
 //! between.
 
 mod error;
+mod messages;
 mod ring;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use error::{GetError, PutError, TaskDoneError};
+pub use messages::{Iter as MessagesIter, Messages};
 use ring::{Ring, Stop};
 
 use crate::blocking::{Wait, deadline_after};
@@ -269,6 +271,92 @@ impl<T> Queue<T> {
     ) -> Result<(), GetError> {
         self.get_raw_into(buf, Wait::timeout(timeout))
     }
+
+    fn put_many_raw<B: AsRef<[u8]>>(&self, msgs: &[B], wait: Wait) -> Result<usize, PutError> {
+        if let Some(big) = msgs.iter().find(|m| m.as_ref().len() > self.max_message) {
+            return Err(CodecError::TooLarge {
+                size: big.as_ref().len() as u64,
+                limit: self.max_message as u64,
+            }
+            .into());
+        }
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        self.ring.put_many(msgs, wait.deadline()).map_err(put_stop)
+    }
+
+    /// Puts `msgs` as raw messages, in order, under one turn of the
+    /// producers' lock: the ring's tail is committed once for all those that
+    /// fit (and again whenever it must wait for room), so a batch costs far
+    /// less than a `put_bytes` per message. Blocks while the queue is full.
+    ///
+    /// Returns how many were put: all of them, unless the queue was shut
+    /// down after some went in (then fewer, the first ones); an error when
+    /// none did. A message over the queue's limit refuses the whole batch
+    /// before anything is put.
+    pub fn put_many_bytes<B: AsRef<[u8]>>(&self, msgs: &[B]) -> Result<usize, PutError> {
+        self.put_many_raw(msgs, Wait::Forever)
+    }
+
+    /// [`put_many_bytes`](Self::put_many_bytes) without waiting: puts those
+    /// that fit now (the first ones); [`PutError::Full`] if none does.
+    pub fn try_put_many_bytes<B: AsRef<[u8]>>(&self, msgs: &[B]) -> Result<usize, PutError> {
+        self.put_many_raw(msgs, Wait::No)
+    }
+
+    /// [`put_many_bytes`](Self::put_many_bytes), waiting at most `timeout`
+    /// in all: those put by then (the first ones); [`PutError::Full`] if
+    /// none.
+    pub fn put_many_bytes_timeout<B: AsRef<[u8]>>(
+        &self,
+        msgs: &[B],
+        timeout: Duration,
+    ) -> Result<usize, PutError> {
+        self.put_many_raw(msgs, Wait::timeout(timeout))
+    }
+
+    fn get_many_raw(&self, out: &mut Messages, max: usize, wait: Wait) -> Result<usize, GetError> {
+        out.clear();
+        with_scratch(|buf| {
+            self.ring
+                .get_many(max, wait.deadline(), buf, &mut |m, _| {
+                    out.push(m);
+                    true
+                })
+                .map_err(get_stop)
+        })
+    }
+
+    /// Takes up to `max` messages (at least one: blocks while the queue is
+    /// empty) as raw bytes into `out` (emptied first; its memory reused),
+    /// under one turn of the consumers' lock, committing the ring's head
+    /// once. Returns how many. A message larger than the ring, which
+    /// streams through it in pieces, comes alone.
+    pub fn get_many_bytes_into(&self, out: &mut Messages, max: usize) -> Result<usize, GetError> {
+        self.get_many_raw(out, max, Wait::Forever)
+    }
+
+    /// [`get_many_bytes_into`](Self::get_many_bytes_into) without waiting
+    /// ([`GetError::Empty`]).
+    pub fn try_get_many_bytes_into(
+        &self,
+        out: &mut Messages,
+        max: usize,
+    ) -> Result<usize, GetError> {
+        self.get_many_raw(out, max, Wait::No)
+    }
+
+    /// [`get_many_bytes_into`](Self::get_many_bytes_into), waiting at most
+    /// `timeout` for the first message ([`GetError::Empty`]).
+    pub fn get_many_bytes_into_timeout(
+        &self,
+        out: &mut Messages,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, GetError> {
+        self.get_many_raw(out, max, Wait::timeout(timeout))
+    }
 }
 
 /// Scratch buffers are kept per thread up to this size; larger ones are
@@ -301,10 +389,7 @@ impl<T: Serialize> Queue<T> {
         with_scratch(|buf| {
             let fds = codec::encode_into(value, self.max_message, buf)?;
             if !fds.is_empty() {
-                return Err(CodecError::Encode(
-                    "handles (connections, queues, ...) cannot travel through a shared-memory queue; send them over a Connection".into(),
-                )
-                .into());
+                return Err(CodecError::Encode(HANDLES.into()).into());
             }
             self.put_raw(&buf[HEADER_LEN..], wait)
         })
@@ -325,7 +410,55 @@ impl<T: Serialize> Queue<T> {
     pub fn put_timeout(&self, value: &T, timeout: Duration) -> Result<(), PutError> {
         self.put_value(value, Wait::timeout(timeout))
     }
+
+    fn put_many_values(&self, values: &[T], wait: Wait) -> Result<usize, PutError> {
+        let mut encoded = Messages::new();
+        for value in values {
+            with_scratch(|buf| {
+                let fds = codec::encode_into(value, self.max_message, buf)?;
+                if !fds.is_empty() {
+                    return Err(PutError::from(CodecError::Encode(HANDLES.into())));
+                }
+                encoded.push(&buf[HEADER_LEN..]);
+                Ok(())
+            })?;
+        }
+        let slices: Vec<&[u8]> = encoded.iter().collect();
+        self.put_many_raw(&slices, wait)
+    }
+
+    /// Puts `values`, in order, in one batch (see
+    /// [`put_many_bytes`](Self::put_many_bytes)): all are encoded first (a
+    /// value that does not encode refuses the batch before anything is
+    /// put). Blocks while the queue is full. Returns how many were put:
+    /// all, unless the queue was shut down after some went in.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q: multiproc::ipc::Queue<u32> = multiproc::ipc::Queue::new(100)?;
+    /// assert_eq!(q.put_many(&[1, 2, 3])?, 3);
+    /// assert_eq!(q.get_many_timeout(10, Duration::from_secs(10))?, [1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_many(&self, values: &[T]) -> Result<usize, PutError> {
+        self.put_many_values(values, Wait::Forever)
+    }
+
+    /// [`put_many`](Self::put_many) without waiting: puts those that fit now
+    /// (the first ones); [`PutError::Full`] if none does.
+    pub fn try_put_many(&self, values: &[T]) -> Result<usize, PutError> {
+        self.put_many_values(values, Wait::No)
+    }
+
+    /// [`put_many`](Self::put_many), waiting at most `timeout` in all: those
+    /// put by then (the first ones); [`PutError::Full`] if none.
+    pub fn put_many_timeout(&self, values: &[T], timeout: Duration) -> Result<usize, PutError> {
+        self.put_many_values(values, Wait::timeout(timeout))
+    }
 }
+
+/// Why a value holding a handle cannot go through a queue.
+const HANDLES: &str = "handles (connections, queues, ...) cannot travel through a shared-memory queue; send them over a Connection";
 
 impl<T: DeserializeOwned> Queue<T> {
     fn get_value(&self, wait: Wait) -> Result<T, GetError> {
@@ -349,6 +482,56 @@ impl<T: DeserializeOwned> Queue<T> {
     /// ([`GetError::Empty`]); Python's `get(True, timeout)`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.get_value(Wait::timeout(timeout))
+    }
+
+    fn get_many_values(&self, max: usize, wait: Wait) -> Result<Vec<T>, GetError> {
+        let mut values = Vec::new();
+        let mut undecodable = None;
+        with_scratch(|buf| {
+            self.ring
+                .get_many(max, wait.deadline(), buf, &mut |m, first| {
+                    match codec::decode(m, Vec::new()) {
+                        Ok(v) => {
+                            values.push(v);
+                            true
+                        }
+                        // The first message is taken even so, and said;
+                        // a later one stays for the next call.
+                        Err(e) => {
+                            if first {
+                                undecodable = Some(e);
+                            }
+                            false
+                        }
+                    }
+                })
+                .map_err(get_stop)
+        })?;
+        match undecodable {
+            Some(e) => Err(e.into()),
+            None => Ok(values),
+        }
+    }
+
+    /// Takes up to `max` values, oldest first (at least one: blocks while
+    /// the queue is empty), in one batch (see
+    /// [`get_many_bytes_into`](Self::get_many_bytes_into)). A message that
+    /// does not decode ends the batch before it and stays in the queue: the
+    /// next call takes it alone and returns [`GetError::Codec`] (as `get`
+    /// does), so no good value is lost behind a bad one.
+    pub fn get_many(&self, max: usize) -> Result<Vec<T>, GetError> {
+        self.get_many_values(max, Wait::Forever)
+    }
+
+    /// [`get_many`](Self::get_many) without waiting ([`GetError::Empty`]).
+    pub fn try_get_many(&self, max: usize) -> Result<Vec<T>, GetError> {
+        self.get_many_values(max, Wait::No)
+    }
+
+    /// [`get_many`](Self::get_many), waiting at most `timeout` for the first
+    /// value ([`GetError::Empty`]).
+    pub fn get_many_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<T>, GetError> {
+        self.get_many_values(max, Wait::timeout(timeout))
     }
 }
 
