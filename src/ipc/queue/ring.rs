@@ -527,13 +527,9 @@ impl Ring {
 
     // ----- consuming -----
 
-    /// Takes one message into `out` (emptied first). `deadline`: `Some(now)`
-    /// for try_get.
-    pub(crate) fn get_into(
-        &self,
-        out: &mut Vec<u8>,
-        deadline: Option<Instant>,
-    ) -> Result<(), Stop> {
+    /// Takes `get_lock`, marking the message a dead consumer was assembling
+    /// as one to drop.
+    fn lock_get(&self, deadline: Option<Instant>) -> Result<(), Stop> {
         let s = self.s();
         let how = s.get.0.lock.lock(deadline).ok_or(Stop::Timeout)?;
         self.claim(&s.get.0, || {
@@ -543,9 +539,20 @@ impl Ring {
         if how == Acquired::OwnerDied && s.get.0.flag.load(Ordering::Relaxed) == 1 {
             s.get.0.flag.store(2, Ordering::Relaxed);
         }
+        Ok(())
+    }
+
+    /// Takes one message into `out` (emptied first). `deadline`: `Some(now)`
+    /// for try_get.
+    pub(crate) fn get_into(
+        &self,
+        out: &mut Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<(), Stop> {
+        self.lock_get(deadline)?;
         out.clear();
         let r = self.get_locked(out, deadline);
-        s.get.0.lock.unlock();
+        self.s().get.0.lock.unlock();
         r
     }
 
@@ -641,17 +648,9 @@ impl Ring {
         scratch: &mut Vec<u8>,
         take: &mut dyn FnMut(&[u8], bool) -> bool,
     ) -> Result<usize, Stop> {
-        let s = self.s();
-        let how = s.get.0.lock.lock(deadline).ok_or(Stop::Timeout)?;
-        self.claim(&s.get.0, || {
-            self.cached_tail
-                .store(s.tail.0.load(Ordering::Acquire), Ordering::Relaxed)
-        });
-        if how == Acquired::OwnerDied && s.get.0.flag.load(Ordering::Relaxed) == 1 {
-            s.get.0.flag.store(2, Ordering::Relaxed);
-        }
+        self.lock_get(deadline)?;
         let r = self.get_many_locked(max.max(1), deadline, scratch, take);
-        s.get.0.lock.unlock();
+        self.s().get.0.lock.unlock();
         r
     }
 
