@@ -42,8 +42,9 @@ pub enum TaskError {
     },
     /// The worker machine running the task was lost (its agent stopped
     /// renewing its lease: killed, frozen, cut off) — a pool whose workers
-    /// are reached through Redis. The task had started, so it is not run
-    /// again unless it asked for retries.
+    /// are reached through Redis. The task had started (or, on an agent
+    /// that takes tasks ahead, `ServeOptions::prefetch`, may have), so it
+    /// is not run again unless it asked for retries: no task runs twice.
     #[error("the worker running the task was lost ({worker})")]
     WorkerLost {
         /// The lost worker's name.
