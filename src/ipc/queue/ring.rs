@@ -276,6 +276,7 @@ impl Ring {
     ///
     /// The caller holds `put_lock` and `[at, at + src.len())` is free:
     /// within `capacity` of the consumer's committed head.
+    #[inline(always)]
     unsafe fn write_at(&self, at: u32, src: &[u8]) {
         let off = (at & (self.cap - 1)) as usize;
         let first = src.len().min(self.cap as usize - off);
@@ -284,27 +285,81 @@ impl Ring {
         // them; `src` is not in the ring.
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(off), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
+            if first < src.len() {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr().add(first),
+                    self.data,
+                    src.len() - first,
+                );
+            }
         }
     }
 
-    /// Copies `dst.len()` bytes out of the ring from position `at`.
+    /// Writes a record's header (its payload's length and its kind) at `at`.
     ///
     /// # Safety
     ///
-    /// The caller holds `get_lock` and `[at, at + dst.len())` was committed
-    /// by a producer (below the tail it loaded with `Acquire`).
-    unsafe fn read_at(&self, at: u32, dst: &mut [u8]) {
+    /// As [`write_at`](Self::write_at) for `REC` bytes at `at`.
+    #[inline(always)]
+    unsafe fn write_header(&self, at: u32, len: u32, kind: u32) {
         let off = (at & (self.cap - 1)) as usize;
-        let first = dst.len().min(self.cap as usize - off);
+        let word = (u64::from(len) | (u64::from(kind) << 32)).to_le();
+        // SAFETY: records start at multiples of REC and the ring is a power
+        // of two of at least 64 bytes, so the header lies whole within the
+        // ring at `off` (no wrap); the caller guarantees no reader uses it.
+        unsafe { std::ptr::write_unaligned(self.data.add(off).cast::<u64>(), word) };
+    }
+
+    /// Reads a record's header at `at`: (payload length, kind).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `get_lock` and `REC` bytes at `at` were committed
+    /// by a producer.
+    #[inline(always)]
+    unsafe fn read_header(&self, at: u32) -> (u32, u32) {
+        let off = (at & (self.cap - 1)) as usize;
+        // SAFETY: as in `write_header`; the caller guarantees the header was
+        // committed.
+        let word =
+            u64::from_le(unsafe { std::ptr::read_unaligned(self.data.add(off).cast::<u64>()) });
+        (word as u32, (word >> 32) as u32)
+    }
+
+    /// Appends `len` bytes out of the ring from position `at` to `out`,
+    /// without first zeroing the room they take.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `get_lock` and `[at, at + len)` was committed by a
+    /// producer (below the tail it loaded with `Acquire`).
+    #[inline(always)]
+    unsafe fn read_append(&self, at: u32, len: usize, out: &mut Vec<u8>) {
+        out.reserve(len);
+        // SAFETY: `reserve` made room for `len` more bytes past `out.len()`;
+        // `read_to` initializes exactly those before `set_len` counts them.
+        unsafe {
+            self.read_to(at, out.as_mut_ptr().add(out.len()), len);
+            out.set_len(out.len() + len);
+        }
+    }
+
+    /// Copies `len` bytes out of the ring from position `at` to `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for `len` bytes and outside the ring; the caller holds
+    /// `get_lock` and `[at, at + len)` was committed by a producer.
+    #[inline(always)]
+    unsafe fn read_to(&self, at: u32, dst: *mut u8, len: usize) {
+        let off = (at & (self.cap - 1)) as usize;
+        let first = len.min(self.cap as usize - off);
         // SAFETY: as in `write_at`, with the roles swapped.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.data.add(off), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.data,
-                dst.as_mut_ptr().add(first),
-                dst.len() - first,
-            );
+            std::ptr::copy_nonoverlapping(self.data.add(off), dst, first);
+            if first < len {
+                std::ptr::copy_nonoverlapping(self.data, dst.add(first), len - first);
+            }
         }
     }
 
@@ -346,13 +401,10 @@ impl Ring {
     #[inline(always)]
     fn write_record(&self, tail: u64, kind: u32, payload: &[u8], counts: bool) -> u64 {
         let at = pos(tail);
-        let mut header = [0u8; REC as usize];
-        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        header[4..].copy_from_slice(&kind.to_le_bytes());
         // SAFETY: `put_lock` is held; the caller checked that the record
         // fits between the tail and the consumer's head.
         unsafe {
-            self.write_at(at, &header);
+            self.write_header(at, payload.len() as u32, kind);
             self.write_at(at.wrapping_add(REC as u32), payload);
         }
         let size = (REC + padded(payload.len() as u64)) as u32;
@@ -610,12 +662,10 @@ impl Ring {
                 }
             };
             if keep {
-                let start = assembled.len();
-                assembled.resize(start + len as usize, 0);
-                // SAFETY: as above; the payload follows the header and lies
-                // within the committed bytes (`size <= avail`).
+                // SAFETY: `get_lock` is held and `peek` checked that the
+                // payload, after its header, lies within the committed bytes.
                 unsafe {
-                    self.read_at(pos(head).wrapping_add(REC as u32), &mut assembled[start..])
+                    self.read_append(pos(head).wrapping_add(REC as u32), len as usize, assembled)
                 };
             }
             let ends = matches!(kind, WHOLE | LAST);
@@ -688,10 +738,9 @@ impl Ring {
                 return Ok(1);
             };
             scratch.clear();
-            scratch.resize(len as usize, 0);
             // SAFETY: `get_lock` is held and `peek` checked that the record
             // (header, then payload) lies below the committed tail.
-            unsafe { self.read_at(pos(head).wrapping_add(REC as u32), scratch) };
+            unsafe { self.read_append(pos(head).wrapping_add(REC as u32), len as usize, scratch) };
             let accepted = take(scratch, taken == 0);
             if !accepted && taken > 0 {
                 break;
@@ -721,12 +770,10 @@ impl Ring {
                 self.cap
             )));
         }
-        let mut rec = [0u8; REC as usize];
         // SAFETY: `get_lock` is held and `avail >= REC` bytes from head were
         // committed (records are whole multiples of REC).
-        unsafe { self.read_at(pos(head), &mut rec) };
-        let len = u64::from(u32::from_le_bytes(rec[..4].try_into().expect("4")));
-        let kind = u32::from_le_bytes(rec[4..].try_into().expect("4"));
+        let (len, kind) = unsafe { self.read_header(pos(head)) };
+        let len = u64::from(len);
         if REC + padded(len) > avail || !(WHOLE..=ABORT).contains(&kind) {
             return Err(Stop::Corrupt(format!(
                 "record of kind {kind} and {len} bytes with {avail} bytes committed"
