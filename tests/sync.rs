@@ -88,6 +88,68 @@ fn a_holder_killed_inside_the_lock_is_recovered() {
     assert_eq!(*data.lock().unwrap(), [1, 1, 0, 0]);
 }
 
+/// The counter's value, whether or not a dead holder poisoned it.
+fn read(m: &Mutex<u64>) -> u64 {
+    match m.lock() {
+        Ok(g) => *g,
+        Err(p) => *p.into_inner(),
+    }
+}
+
+/// Three processes increment a counter under the lock as fast as they can;
+/// one of them, picked at random, is SIGKILLed and replaced every round —
+/// often while it holds the lock (the holder of the moment is killed with
+/// odds of a third). After every kill the others go on (each
+/// wait is bounded by the test's deadline, never by a timing threshold),
+/// and at the end the lock is whole.
+#[test]
+fn holders_killed_in_a_tight_loop_never_strand_the_waiters() {
+    let _c = common::clean();
+    let counter = Mutex::new(0u64).unwrap();
+    let start = |m: &Mutex<u64>| {
+        Process::start(
+            |m: Mutex<u64>| -> () {
+                loop {
+                    let mut g = match m.lock() {
+                        Ok(g) => g,
+                        Err(dead_holder) => dead_holder.into_inner(),
+                    };
+                    // Hold it a while: most kills land inside the lock.
+                    *g += std::hint::black_box((0..200u64).sum::<u64>()) / 19_900;
+                }
+            },
+            m.clone(),
+        )
+        .unwrap()
+    };
+    let mut lockers: Vec<_> = (0..3).map(|_| start(&counter)).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..40 {
+        let before = read(&counter);
+        common::until("the lockers go on after a kill", || {
+            read(&counter) >= before + 100
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let victim = (seed % lockers.len() as u64) as usize;
+        lockers[victim].kill().unwrap();
+        let _ = lockers[victim].join_in_time();
+        lockers[victim] = start(&counter);
+    }
+    for mut p in lockers {
+        p.kill().unwrap();
+        let _ = p.join_in_time();
+    }
+    let last = read(&counter);
+    // A third of the kills strike the holder: 40 without one would take
+    // odds of (2/3)^40, about 1 in 10^7.
+    assert!(counter.is_poisoned(), "no holder died inside the lock");
+    counter.clear_poison();
+    *counter.lock().unwrap() += 1;
+    assert_eq!(read(&counter), last + 1);
+}
+
 #[test]
 fn a_dead_holder_found_by_a_later_locker() {
     // Nobody waits while the holder dies: the next try_lock notices.
