@@ -98,6 +98,73 @@ fn a_dying_worker_fails_only_its_task() {
     }
 }
 
+/// Aborts the worker that runs it.
+fn abort_worker(_: ()) -> u32 {
+    std::process::abort()
+}
+
+/// A worker's initializer: leaves a file named by its pid in `dir`.
+fn note_start(dir: String) {
+    std::fs::write(format!("{dir}/{}", std::process::id()), b"").unwrap();
+}
+
+/// The pids of the workers that have started (run their initializer).
+fn noted(dir: &str) -> HashSet<u32> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn after_a_death_a_spare_started_ahead_takes_the_next_place() {
+    let _c = common::clean();
+    let dir = marker("spare");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .initializer(note_start, dir.clone())
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(square, 3).result_in_time(), Ok(9));
+    // A pool whose workers never ended keeps no spare.
+    common::until("both workers start", || noted(&dir).len() == 2);
+    assert_eq!(pool.stats().workers_started, 2);
+    assert!(pool.submit(abort_worker, ()).result_in_time().is_err());
+    for round in 0..3u64 {
+        // After a death: a replacement and a spare; then one start per
+        // death, the next spare.
+        common::until("the spare has started", || {
+            noted(&dir).len() == 4 + round as usize
+        });
+        let before = noted(&dir);
+        let serving: HashSet<u32> = pool.worker_pids().into_iter().collect();
+        // Started and not serving: the spare (and the workers that died).
+        let spare: Vec<u32> = before.difference(&serving).copied().collect();
+        assert!(pool.submit(abort_worker, ()).result_in_time().is_err());
+        let workers = || pool.worker_pids().into_iter().collect::<HashSet<u32>>();
+        common::until("the dead worker's place is taken", || {
+            let now = workers();
+            now.len() == 2 && now != serving
+        });
+        // The dead worker's place went to a process started before the
+        // death: the spare.
+        let new: Vec<u32> = workers().difference(&serving).copied().collect();
+        assert_eq!(new.len(), 1, "one worker replaced");
+        assert!(
+            spare.contains(&new[0]),
+            "the replacement {new:?} is no spare of {spare:?}"
+        );
+        assert_eq!(
+            pool.submit(square, round).result_in_time(),
+            Ok(round * round)
+        );
+    }
+    drop(pool);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn workers_killed_at_random_under_load() {
     let _c = common::clean();

@@ -78,6 +78,13 @@ struct Manager {
     cfg: Config,
     image: ImageId,
     workers: Vec<Worker>,
+    /// A worker started ahead, which takes the place of the next one that
+    /// ends (a death, a recycling), so that the pool is at full strength
+    /// again without waiting for a process to start. Kept once a worker has
+    /// ended: a pool whose workers never end never pays for it.
+    spare: Option<Worker>,
+    /// A worker has ended: keep a spare from now on.
+    want_spare: bool,
     started: usize,
     failures: usize,
     kills: usize,
@@ -92,6 +99,8 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         cfg,
         image: ImageId::current(),
         workers: Vec::new(),
+        spare: None,
+        want_spare: false,
         started: 0,
         failures: 0,
         kills: 0,
@@ -117,6 +126,8 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         if m.finished() {
             break;
         }
+        // After the jobs went out: starting a process holds this thread up.
+        m.keep_spare();
         let ready = m.sleep(&wake_rx);
         if ready.first() == Some(&true) {
             while wake_rx.try_recv_bytes().is_ok() {}
@@ -126,6 +137,18 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
             if ready.get(1 + 2 * i) == Some(&true) {
                 collect(w, &m.cfg, &mut m.failures, &mut m.kills);
             }
+        }
+        // The spare's objects come after the workers'.
+        let spare_at = 1 + 2 * m.workers.len();
+        if let Some(spare) = m.spare.as_mut()
+            && ready.get(spare_at) == Some(&true)
+        {
+            collect(spare, &m.cfg, &mut m.failures, &mut m.kills);
+        }
+        if ready.get(spare_at + 1) == Some(&true)
+            && let Some(spare) = m.spare.take()
+        {
+            m.buried(spare);
         }
         m.deadlines();
         let dead: Vec<usize> = (0..m.workers.len())
@@ -138,7 +161,8 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         }
     }
     // Shut down: closing the connections ends the workers.
-    for w in m.workers.drain(..) {
+    let spare = m.spare.take();
+    for w in m.workers.drain(..).chain(spare) {
         let Worker {
             mut process,
             conn,
@@ -165,35 +189,63 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
 
 impl Manager {
     /// Starts workers until there are as many as asked (they get ready in
-    /// the background).
+    /// the background); the spare first takes the place of one that ended.
     fn keep_strength(&mut self) {
         while self.workers.len() < self.cfg.workers {
-            {
-                let st = lock(&self.shared.state);
-                // A shut-down pool still runs what was queued before.
-                if (st.shutdown && st.queue.is_empty()) || st.broken.is_some() {
-                    return;
-                }
+            if self.winding_down() {
+                return;
             }
-            match spawn_worker(&self.cfg, self.started, self.image) {
-                Ok(w) => {
-                    tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), name = %w.process.name(), "worker started");
-                    self.started += 1;
-                    self.shared
-                        .counts
-                        .workers_started
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(spare) = self.spare.take() {
+                tracing::debug!(target: "multiproc::pool", pid = spare.process.pid(), "the spare takes a worker's place");
+                self.workers.push(spare);
+                self.pids_changed = true;
+                continue;
+            }
+            match self.start_one() {
+                Some(w) => {
                     self.workers.push(w);
                     self.pids_changed = true;
                 }
-                Err(why) => {
-                    tracing::warn!(target: "multiproc::pool", %why, "cannot start a worker");
-                    self.failures += 1;
-                    if self.failures >= START_FAILURES {
-                        fail_all(&self.shared, why);
-                        return;
-                    }
+                None if self.failures >= START_FAILURES => return,
+                None => {}
+            }
+        }
+    }
+
+    /// Once a worker has ended, keeps a spare started.
+    fn keep_spare(&mut self) {
+        if self.want_spare && self.spare.is_none() && !self.winding_down() {
+            self.spare = self.start_one();
+        }
+    }
+
+    /// Shut down with nothing left to run, or broken: no more workers.
+    fn winding_down(&self) -> bool {
+        let st = lock(&self.shared.state);
+        // A shut-down pool still runs what was queued before.
+        (st.shutdown && st.queue.is_empty()) || st.broken.is_some()
+    }
+
+    /// Starts a worker process; a failure is counted, and breaks the pool
+    /// after [`START_FAILURES`] in a row.
+    fn start_one(&mut self) -> Option<Worker> {
+        match spawn_worker(&self.cfg, self.started, self.image) {
+            Ok(w) => {
+                tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), name = %w.process.name(), "worker started");
+                self.started += 1;
+                self.shared
+                    .counts
+                    .workers_started
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(w)
+            }
+            Err(why) => {
+                tracing::warn!(target: "multiproc::pool", %why, "cannot start a worker");
+                self.failures += 1;
+                if self.failures >= START_FAILURES {
+                    fail_all(&self.shared, why);
                 }
+                None
             }
         }
     }
@@ -392,7 +444,7 @@ impl Manager {
             .map(|(d, _)| d)
             .min();
         let mut objects: Vec<&dyn Waitable> = vec![wake_rx];
-        for w in &self.workers {
+        for w in self.workers.iter().chain(&self.spare) {
             objects.push(&w.conn);
             objects.push(&w.process);
         }
@@ -446,6 +498,7 @@ impl Manager {
     /// A worker died: its answers are taken, the job it was running fails,
     /// the jobs it never started go back to the front of the queue.
     fn buried(&mut self, mut w: Worker) {
+        self.want_spare = true;
         collect(&mut w, &self.cfg, &mut self.failures, &mut self.kills);
         let status = w.process.exit_status();
         let _ = w.process.join();

@@ -62,7 +62,11 @@ pub struct PoolStats {
     pub cancelled: u64,
     /// Worker processes started since the pool began: beyond
     /// `max_workers`, replacements (of workers that died, were killed, or
-    /// were recycled).
+    /// were recycled) and the spare. Once a worker has ended, the pool keeps
+    /// one worker started ahead, idle, which takes the place of the next
+    /// one to end at once (no wait for a process to start), and starts the
+    /// next spare after the jobs went out; a pool whose workers never end
+    /// starts no spare.
     pub workers_started: u64,
 }
 
