@@ -81,18 +81,10 @@ impl<T, S: Store<T>> Core<T, S> {
             return Err(PutError::ShutDown(item));
         }
         let mut item = Some(item);
-        // After an attempt found no room, the next ones look before they
-        // count themselves (a look at a ring's both ends costs a cache
-        // miss: not for the first, usually successful, attempt).
-        let mut was_full = false;
         let mut attempt = || {
             let it = item.take().expect("an item to put");
             if self.is_shut_down() {
                 return Some(Err(PutError::ShutDown(it)));
-            }
-            if was_full && self.store.looks_full() {
-                item = Some(it);
-                return None;
             }
             if self.state.fetch_add(PUTTING + UNFINISHED, Ordering::SeqCst) & SHUT_DOWN != 0 {
                 self.take_back(PUTTING + UNFINISHED);
@@ -109,7 +101,6 @@ impl<T, S: Store<T>> Core<T, S> {
                 Ok(()) => Some(Ok(())),
                 Err(back) => {
                     item = Some(back);
-                    was_full = true;
                     None
                 }
             }

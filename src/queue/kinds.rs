@@ -9,14 +9,18 @@ use std::time::Duration;
 
 use super::core::Core;
 use super::error::{GetError, PutError, TaskDoneError};
-use super::store::{Fifo, Lifo, Priority};
+use super::fifo::FifoCore;
+use super::store::{Lifo, Priority};
+
+type LifoCore<T> = Core<T, Lifo<T>>;
+type PriorityCore<T> = Core<T, Priority<T>>;
 use crate::blocking::deadline_after;
 
 macro_rules! queue_type {
-    ($(#[$attr:meta])* $name:ident, $store:ident, $($bound:path),+) => {
+    ($(#[$attr:meta])* $name:ident, $engine:ident, $($bound:path),+) => {
         $(#[$attr])*
         pub struct $name<T> {
-            core: Arc<Core<T, $store<T>>>,
+            core: Arc<$engine<T>>,
         }
 
         impl<T> Clone for $name<T> {
@@ -29,7 +33,7 @@ macro_rules! queue_type {
         impl<T: $($bound +)+> $name<T> {
             #[doc = concat!("A queue of at most `maxsize` items; 0 means unbounded, as in Python.\n\n```\nlet q = multiproc::queue::", stringify!($name), "::new(2);\nq.put(1).unwrap();\nq.put(2).unwrap();\nassert!(q.is_full());\nassert_eq!(q.maxsize(), Some(2));\n```")]
             pub fn new(maxsize: usize) -> Self {
-                $name { core: Arc::new(Core::new(maxsize)) }
+                $name { core: Arc::new($engine::new(maxsize)) }
             }
 
             /// A queue without a bound: `put` never waits.
@@ -144,11 +148,13 @@ queue_type! {
     /// A first-in, first-out queue between threads — Python's `queue.Queue`.
     ///
     /// A cloneable handle: clones are the same queue. Queues bounded at up
-    /// to 65,536 items are lock-free rings (crossbeam's `ArrayQueue`,
-    /// allocated up front); larger bounds use a deque under a lock that grows
-    /// as needed, and unbounded queues crossbeam's `SegQueue`. A thread that
-    /// must wait spins briefly, then sleeps, and is woken only when it can go
-    /// on.
+    /// to 65,536 items are lock-free rings of our own, allocated up front:
+    /// one compare-and-swap per `put` and per `get`, whose position words
+    /// also carry the shutdown, the sleeping threads and the count for
+    /// `join`, so no other atomic or fence is paid. Larger bounds use a
+    /// deque under a lock that grows as needed, and unbounded queues
+    /// crossbeam's `SegQueue`. A thread that must wait spins briefly, then
+    /// sleeps, and is woken only when it can go on.
     ///
     /// ```
     /// use std::thread;
@@ -165,7 +171,7 @@ queue_type! {
     /// q.join(); // every item was taken and marked done
     /// assert_eq!(consumer.join().unwrap(), 10);
     /// ```
-    Queue, Fifo, Send
+    Queue, FifoCore, Send
 }
 
 queue_type! {
@@ -178,7 +184,7 @@ queue_type! {
     /// }
     /// assert_eq!([q.get().unwrap(), q.get().unwrap(), q.get().unwrap()], [3, 2, 1]);
     /// ```
-    LifoQueue, Lifo, Send
+    LifoQueue, LifoCore, Send
 }
 
 queue_type! {
@@ -194,5 +200,5 @@ queue_type! {
     /// assert_eq!(q.get().unwrap(), (1, "read"));
     /// assert_eq!(q.get().unwrap(), (2, "write"));
     /// ```
-    PriorityQueue, Priority, Send, Ord
+    PriorityQueue, PriorityCore, Send, Ord
 }

@@ -38,6 +38,7 @@
 
 mod core;
 mod error;
+mod fifo;
 mod kinds;
 mod simple;
 mod store;

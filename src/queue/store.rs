@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Mutex;
 
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::SegQueue;
 
 use crate::blocking::lock;
 
@@ -18,20 +18,14 @@ pub(crate) trait Store<T>: Send + Sync {
     fn try_pop(&self) -> Option<T>;
     /// The number of items, exact at the moment it is read.
     fn len(&self) -> usize;
-    /// A cheap, racy "no room now" (`false` where it would cost): lets a
-    /// waiting `put` skip an attempt bound to fail.
-    fn looks_full(&self) -> bool {
-        false
-    }
     fn capacity(&self) -> Option<usize>;
 }
 
-/// First in, first out: lock-free rings (crossbeam's bounded `ArrayQueue`
-/// and unbounded `SegQueue`). A ring allocates all its slots up front, so a
-/// bound above [`RING_LIMIT`] uses a deque under a lock instead, which grows
-/// as needed.
+/// First in, first out, for the queues the ring does not serve
+/// (`sync::ring`, see `FifoCore`): unbounded, crossbeam's lock-free
+/// `SegQueue`; bounded above [`RING_LIMIT`] (a ring allocates all its slots
+/// up front), a deque under a lock, which grows as needed.
 pub(crate) enum Fifo<T> {
-    Bounded(ArrayQueue<T>),
     Unbounded(SegQueue<T>),
     Large(Locked<VecDeque<T>>),
 }
@@ -42,15 +36,13 @@ pub(crate) const RING_LIMIT: usize = 1 << 16;
 impl<T: Send> Store<T> for Fifo<T> {
     fn new(capacity: Option<usize>) -> Self {
         match capacity {
-            Some(n) if n > RING_LIMIT => Fifo::Large(Locked::new(Some(n))),
-            Some(n) => Fifo::Bounded(ArrayQueue::new(n.max(1))),
+            Some(n) => Fifo::Large(Locked::new(Some(n))),
             None => Fifo::Unbounded(SegQueue::new()),
         }
     }
 
     fn try_push(&self, item: T) -> Result<(), T> {
         match self {
-            Fifo::Bounded(q) => q.push(item),
             Fifo::Unbounded(q) => {
                 q.push(item);
                 Ok(())
@@ -61,7 +53,6 @@ impl<T: Send> Store<T> for Fifo<T> {
 
     fn try_pop(&self) -> Option<T> {
         match self {
-            Fifo::Bounded(q) => q.pop(),
             Fifo::Unbounded(q) => q.pop(),
             Fifo::Large(q) => q.try_pop(),
         }
@@ -69,19 +60,13 @@ impl<T: Send> Store<T> for Fifo<T> {
 
     fn len(&self) -> usize {
         match self {
-            Fifo::Bounded(q) => q.len(),
             Fifo::Unbounded(q) => q.len(),
             Fifo::Large(q) => q.len(),
         }
     }
 
-    fn looks_full(&self) -> bool {
-        matches!(self, Fifo::Bounded(q) if q.is_full())
-    }
-
     fn capacity(&self) -> Option<usize> {
         match self {
-            Fifo::Bounded(q) => Some(q.capacity()),
             Fifo::Unbounded(_) => None,
             Fifo::Large(q) => q.capacity(),
         }

@@ -23,6 +23,7 @@ mod event;
 pub(crate) mod mutex;
 pub(crate) mod raw;
 pub(crate) mod region;
+pub(crate) mod ring;
 mod rlock;
 mod semaphore;
 pub(crate) mod words;
