@@ -226,6 +226,7 @@ impl<T> Ring<T> {
     }
 
     /// Adds `item` if there is room now; it comes back with why not.
+    #[inline]
     pub(crate) fn try_push(&self, item: T) -> Result<(), (T, Refused)> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
@@ -279,6 +280,7 @@ impl<T> Ring<T> {
     }
 
     /// Takes the oldest item if there is one.
+    #[inline]
     pub(crate) fn try_pop(&self) -> Result<T, Nothing> {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
