@@ -708,6 +708,10 @@ fn shutdown_ends_a_blocked_batch_put_with_what_went_in() {
     q.shutdown();
     assert_eq!(producer.join_in_time().unwrap().unwrap(), 2);
     assert!(matches!(q.put_many(&[6]), Err(PutError::ShutDown)));
-    assert_eq!(q.get_many(10).unwrap(), [1, 2]);
-    assert!(matches!(q.get_many(10), Err(GetError::ShutDown)));
+    let long = Duration::from_secs(60);
+    assert_eq!(q.get_many_timeout(10, long).unwrap(), [1, 2]);
+    assert!(matches!(
+        q.get_many_timeout(10, long),
+        Err(GetError::ShutDown)
+    ));
 }

@@ -4,14 +4,13 @@
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
 use super::error::{GetError, PutError, TaskDoneError};
 use super::store::Store;
 use super::waitlist::Waitlist;
-use crate::blocking::deadline_after;
 
 /// `state`, bit 0: shut down.
 const SHUT_DOWN: usize = 1;
@@ -122,10 +121,6 @@ impl<T, S: Store<T>> Core<T, S> {
         }
     }
 
-    pub(crate) fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(deadline_after(timeout)))
-    }
-
     #[inline]
     pub(crate) fn try_get(&self) -> Result<T, GetError> {
         match self.store.try_pop() {
@@ -150,20 +145,12 @@ impl<T, S: Store<T>> Core<T, S> {
             .unwrap_or(Err(GetError::Empty))
     }
 
-    pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Some(deadline_after(timeout)))
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.store.len()
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
         self.store.capacity()
-    }
-
-    pub(crate) fn is_full(&self) -> bool {
-        self.capacity().is_some_and(|c| self.len() >= c)
     }
 
     pub(crate) fn unfinished_tasks(&self) -> usize {

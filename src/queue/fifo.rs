@@ -4,12 +4,11 @@
 //! shutdown, the sleepers and the count for `join`); an unbounded one, or
 //! one bounded higher, on the generic [`Core`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::core::Core;
 use super::error::{GetError, PutError, TaskDoneError};
 use super::store::{Fifo, RING_LIMIT};
-use crate::blocking::deadline_after;
 use crate::sync::ring::{Nothing, Refused, Ring};
 
 // One per queue, behind its `Arc`: the variants' sizes do not matter, and a
@@ -58,10 +57,6 @@ impl<T: Send> FifoCore<T> {
         }
     }
 
-    pub(crate) fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(deadline_after(timeout)))
-    }
-
     pub(crate) fn try_get(&self) -> Result<T, GetError> {
         match self {
             FifoCore::Ring(r) => r.try_pop().map_err(get_error),
@@ -76,10 +71,6 @@ impl<T: Send> FifoCore<T> {
         }
     }
 
-    pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Some(deadline_after(timeout)))
-    }
-
     pub(crate) fn len(&self) -> usize {
         match self {
             FifoCore::Ring(r) => r.len(),
@@ -92,10 +83,6 @@ impl<T: Send> FifoCore<T> {
             FifoCore::Ring(r) => Some(r.capacity()),
             FifoCore::Other(c) => c.capacity(),
         }
-    }
-
-    pub(crate) fn is_full(&self) -> bool {
-        self.capacity().is_some_and(|c| self.len() >= c)
     }
 
     pub(crate) fn unfinished_tasks(&self) -> usize {

@@ -55,7 +55,7 @@ macro_rules! queue_type {
             /// Adds `item`, waiting at most `timeout` for room;
             /// [`PutError::Full`] (with the item) if none came.
             pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-                self.core.put_timeout(item, timeout)
+                self.core.put_until(item, Some(deadline_after(timeout)))
             }
 
             /// Takes the next item, waiting for one. Fails only once the queue
@@ -72,7 +72,7 @@ macro_rules! queue_type {
 
             #[doc = concat!("Takes the next item, waiting at most `timeout` (Python's `get(True, timeout)`); [`GetError::Empty`] if none came.\n\n```\nuse std::time::Duration;\nuse multiproc::queue::{", stringify!($name), ", GetError};\n\nlet q = ", stringify!($name), "::<u8>::new(0);\nassert_eq!(q.get_timeout(Duration::from_millis(10)), Err(GetError::Empty));\n```")]
             pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-                self.core.get_timeout(timeout)
+                self.core.get_until(Some(deadline_after(timeout)))
             }
 
             /// The number of items in the queue. Exact, not an estimate
@@ -90,7 +90,7 @@ macro_rules! queue_type {
 
             /// True if the queue is bounded and holds `maxsize` items.
             pub fn is_full(&self) -> bool {
-                self.core.is_full()
+                self.maxsize().is_some_and(|c| self.len() >= c)
             }
 
             /// The bound; `None` if unbounded.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::core::Core;
 use super::error::GetError;
 use super::store::Fifo;
+use crate::blocking::deadline_after;
 
 /// An unbounded first-in, first-out queue with nothing but `put` and `get` —
 /// Python's `queue.SimpleQueue`. `put` never waits and never fails.
@@ -71,7 +72,7 @@ impl<T: Send> SimpleQueue<T> {
     /// Takes the next item, waiting at most `timeout`; [`GetError::Empty`]
     /// if none came.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.core.get_timeout(timeout)
+        self.core.get_until(Some(deadline_after(timeout)))
     }
 
     /// The number of items, exact.

@@ -81,10 +81,8 @@ struct Manager {
     /// A worker started ahead, which takes the place of the next one that
     /// ends (a death, a recycling), so that the pool is at full strength
     /// again without waiting for a process to start. Kept once a worker has
-    /// ended: a pool whose workers never end never pays for it.
+    /// been replaced: a pool whose workers never end never pays for it.
     spare: Option<Worker>,
-    /// A worker has ended: keep a spare from now on.
-    want_spare: bool,
     started: usize,
     failures: usize,
     kills: usize,
@@ -100,7 +98,6 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         image: ImageId::current(),
         workers: Vec::new(),
         spare: None,
-        want_spare: false,
         started: 0,
         failures: 0,
         kills: 0,
@@ -212,9 +209,10 @@ impl Manager {
         }
     }
 
-    /// Once a worker has ended, keeps a spare started.
+    /// Once a worker has been replaced (more started than asked for),
+    /// keeps a spare started.
     fn keep_spare(&mut self) {
-        if self.want_spare && self.spare.is_none() && !self.winding_down() {
+        if self.started > self.cfg.workers && self.spare.is_none() && !self.winding_down() {
             self.spare = self.start_one();
         }
     }
@@ -498,7 +496,6 @@ impl Manager {
     /// A worker died: its answers are taken, the job it was running fails,
     /// the jobs it never started go back to the front of the queue.
     fn buried(&mut self, mut w: Worker) {
-        self.want_spare = true;
         collect(&mut w, &self.cfg, &mut self.failures, &mut self.kills);
         let status = w.process.exit_status();
         let _ = w.process.join();

@@ -417,10 +417,8 @@ impl Ring {
     #[inline(always)]
     fn publish(&self, tail: u64) {
         let s = self.s();
-        if s.tail.0.load(Ordering::Relaxed) != tail {
-            s.tail.0.store(tail, Ordering::Release);
-            s.data.notify();
-        }
+        s.tail.0.store(tail, Ordering::Release);
+        s.data.notify();
     }
 
     /// With `put_lock` held: is there room for `bytes` more bytes (and one
@@ -551,13 +549,19 @@ impl Ring {
     ) -> Result<usize, Stop> {
         let s = self.s();
         let stopped = |done: usize, e: Stop| if done > 0 { Ok(done) } else { Err(e) };
+        // Commits what was written since the last commit, if anything.
+        let flush = |tail: u64| {
+            if s.tail.0.load(Ordering::Relaxed) != tail {
+                self.publish(tail);
+            }
+        };
         let mut tail = s.tail.0.load(Ordering::Relaxed);
         for (done, msg) in msgs.iter().enumerate() {
             let msg = msg.as_ref();
             let size = REC + padded(msg.len() as u64);
             if size > u64::from(self.cap) {
                 // Larger than the ring: streamed alone.
-                self.publish(tail);
+                flush(tail);
                 if let Err(e) = self.put_locked(msg, deadline) {
                     return stopped(done, e);
                 }
@@ -566,14 +570,14 @@ impl Ring {
             }
             if !self.room_past(tail, size, true) {
                 // The consumer sees what is written while we wait.
-                self.publish(tail);
+                flush(tail);
                 if let Err(e) = self.wait_room(deadline, || self.room_past(tail, size, true)) {
                     return stopped(done, e);
                 }
             }
             tail = self.write_record(tail, WHOLE, msg, true);
         }
-        self.publish(tail);
+        flush(tail);
         Ok(msgs.len())
     }
 

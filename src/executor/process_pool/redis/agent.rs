@@ -362,8 +362,8 @@ fn session(ctx: &Context) -> redis::RedisResult<Never> {
         let every = ctx.options.lease / 4;
         std::thread::spawn(move || heartbeat(&s, &rc, &keys, &seal, every, lease_ms))
     };
-    let held = slots + ctx.options.prefetch;
-    let fetched = fetch(ctx, &s, &mut con, &local, held, &tx, &rx);
+    let places = slots + ctx.options.prefetch;
+    let fetched = fetch(ctx, &s, &mut con, &local, places, &tx, &rx);
     s.lost.store(true, Ordering::SeqCst);
     s.wake.notify_all();
     // The pool fails or re-sends what ran here: stop it all.
