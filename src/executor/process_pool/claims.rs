@@ -29,7 +29,9 @@ use crate::sync::words::{WORDS, Words};
 pub(crate) const WINDOW: usize = 64;
 /// The word after the ring: the last task number the worker has read.
 const RECEIVED: usize = WINDOW;
-const _: () = assert!(RECEIVED < WORDS);
+/// The word after that: the manager's doorbell ([`Answers`](super::answers)).
+const BELL: usize = WINDOW + 1;
+const _: () = assert!(BELL < WORDS);
 
 const OFFERED: u64 = 1;
 const RUNNING: u64 = 2;
@@ -124,6 +126,12 @@ impl Claims {
     /// nothing it was sent waits in the pipe).
     pub(crate) fn has_received(&self, n: u64) -> bool {
         self.words.get(RECEIVED).load(Ordering::Acquire) >= n
+    }
+
+    /// The word the manager arms before it sleeps and a worker takes to
+    /// ring it ([`Answers`](super::answers::Answers)).
+    pub(crate) fn bell(&self) -> &AtomicU64 {
+        self.words.get(BELL)
     }
 
     /// Whether the worker has claimed task `n` (it is running, or ran).

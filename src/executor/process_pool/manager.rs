@@ -14,6 +14,11 @@
 //! dies, the board says which job it was running (that one fails) and which
 //! it never started (those run elsewhere): nothing is lost or run twice.
 //!
+//! Small answers come back through a ring in shared memory, not the
+//! socket ([`Answers`]): a worker rings the manager's bell — an empty
+//! message on its socket — only when the manager sleeps, so a busy pool
+//! answers without a system call per task.
+//!
 //! A job with a timeout is only handed to a worker with nothing else to do,
 //! and nothing is queued behind it: its clock starts when it is sent.
 //!
@@ -31,6 +36,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::answers::Answers;
 use super::dispatch;
 use super::protocol::{BatchOut, JobOut};
 use super::state::{Pending, Shared, fail_all, requeue_front, stopper};
@@ -131,8 +137,9 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         }
         // Answers first: a worker that answered and then died did its task.
         for (i, w) in m.workers.iter_mut().enumerate() {
-            if ready.get(1 + 2 * i) == Some(&true) {
-                collect(w, &m.cfg, &mut m.failures, &mut m.kills);
+            let socket = ready.get(1 + 2 * i) == Some(&true);
+            if socket || w.answers.waiting() {
+                collect(w, &m.cfg, &mut m.failures, &mut m.kills, socket);
             }
         }
         // The spare's objects come after the workers'.
@@ -140,7 +147,7 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         if let Some(spare) = m.spare.as_mut()
             && ready.get(spare_at) == Some(&true)
         {
-            collect(spare, &m.cfg, &mut m.failures, &mut m.kills);
+            collect(spare, &m.cfg, &mut m.failures, &mut m.kills, true);
         }
         if ready.get(spare_at + 1) == Some(&true)
             && let Some(spare) = m.spare.take()
@@ -430,8 +437,8 @@ impl Manager {
         ((st.shutdown && st.queue.is_empty()) || st.broken.is_some()) && idle
     }
 
-    /// Waits for an answer, a death, a deadline or a poke; returns which
-    /// objects are ready: the wake pipe, then each worker's connection and
+    /// Waits for an answer (in a ring — its bell — or on a socket), a
+    /// death, a deadline or a poke; returns which objects are ready: the wake pipe, then each worker's connection and
     /// process.
     fn sleep(&mut self, wake_rx: &Connection) -> Vec<bool> {
         let deadline = self
@@ -448,11 +455,17 @@ impl Manager {
         }
         let max_tasks = self.cfg.max_tasks_per_child;
         let can_take = self.workers.iter().any(|w| w.room(max_tasks) > 0);
+        // Arm every bell, then look at the rings once more: an answer put
+        // before a worker saw its bell armed is seen here.
+        let mut answered = false;
+        for w in &self.workers {
+            answered |= w.answers.arm(&w.claims);
+        }
         let timeout = {
             let mut st = lock(&self.shared.state);
             // A task queued since `dispatch` did not poke (the manager was
             // awake): it is handed out now.
-            if !st.cancels.is_empty() || (can_take && !st.queue.is_empty()) {
+            if answered || !st.cancels.is_empty() || (can_take && !st.queue.is_empty()) {
                 Some(Duration::ZERO)
             } else {
                 st.asleep = true;
@@ -465,6 +478,9 @@ impl Manager {
         }
         .unwrap_or_default();
         lock(&self.shared.state).asleep = false;
+        for w in &self.workers {
+            Answers::disarm(&w.claims);
+        }
         let mut flags = vec![false; objects.len()];
         for i in ready {
             flags[i] = true;
@@ -496,7 +512,7 @@ impl Manager {
     /// A worker died: its answers are taken, the job it was running fails,
     /// the jobs it never started go back to the front of the queue.
     fn buried(&mut self, mut w: Worker) {
-        collect(&mut w, &self.cfg, &mut self.failures, &mut self.kills);
+        collect(&mut w, &self.cfg, &mut self.failures, &mut self.kills, true);
         let status = w.process.exit_status();
         let _ = w.process.join();
         let pid = w.process.pid();

@@ -4,10 +4,11 @@
 //!
 //! | from → to | message |
 //! |---|---|
-//! | pool → worker, first | [`Hello`]: the claims board, the initializer, the memory cap |
+//! | pool → worker, first | [`Hello`]: the claims board, the answers' ring, the initializer, the memory cap |
 //! | worker → pool, first | [`Ready`]: ready, or why the initializer failed |
 //! | pool → worker | [`Batch`] ([`BatchOut`] as sent): numbered [`Job`]s |
-//! | worker → pool | [`Done`]: a job's number and its [`Outcome`] |
+//! | worker → pool | [`Done`]: a job's number and its [`Outcome`] (small ones by the [`Answers`] ring) |
+//! | worker → pool | an empty message: the [`Answers`] bell |
 
 use std::os::fd::OwnedFd;
 
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::answers::Answers;
 use super::claims::Claims;
 use crate::codec::handles::{Fd, FdsRef};
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
@@ -64,6 +66,8 @@ pub(crate) struct BatchOut<'a> {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Hello {
     pub(crate) claims: Claims,
+    /// Where the worker puts its small answers.
+    pub(crate) answers: Answers,
     pub(crate) init: Option<(ImageId, i64, ByteBuf, Vec<Fd>)>,
     /// Resident memory above which the worker ends after a task.
     pub(crate) max_memory: Option<u64>,

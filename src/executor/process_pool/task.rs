@@ -139,6 +139,8 @@ pub(crate) fn worker_main(conn: Connection) {
     if conn.send(&ready).is_err() || failed {
         return;
     }
+    // Where an answer is encoded (reused).
+    let mut buf = Vec::new();
     loop {
         let batch: Batch = match conn.recv() {
             Ok(b) => b,
@@ -154,7 +156,12 @@ pub(crate) fn worker_main(conn: Connection) {
             }
             let direct = Some((conn.clone(), job.n));
             let sent = match run(&batch.image, job.entry, job.arg.into_vec(), job.fds, direct) {
-                Answer::Outcome(outcome) => (Done { n: job.n, outcome }).send(&conn),
+                Answer::Outcome(outcome) => hello.answers.send_done(
+                    &Done { n: job.n, outcome },
+                    &mut buf,
+                    &hello.claims,
+                    &conn,
+                ),
                 Answer::Sent(sent) => sent,
             };
             if sent.is_err() {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 
+use super::answers::{self, Answers};
 use super::claims::Claims;
 use super::dispatch;
 use super::manager::Config;
@@ -15,7 +16,7 @@ use super::state::Pending;
 use super::task;
 use crate::codec::handles::Fd;
 use crate::futures::TaskError;
-use crate::ipc::{Connection, Pipe, RecvError, SendError};
+use crate::ipc::{Connection, Payload, Pipe, RecvError, SendError};
 use crate::os::image::ImageId;
 use crate::process::Process;
 
@@ -39,6 +40,8 @@ pub(crate) struct Worker {
     pub(crate) process: Process<()>,
     pub(crate) conn: Connection,
     pub(crate) claims: Claims,
+    /// Its small answers, in shared memory.
+    pub(crate) answers: Answers,
     /// Not ready yet: its initializer runs.
     pub(crate) starting: bool,
     /// Why its start failed, in its own words.
@@ -85,6 +88,7 @@ impl Worker {
 pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Worker, String> {
     let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
     let claims = Claims::new().map_err(|e| e.to_string())?;
+    let answers = Answers::new().map_err(|e| e.to_string())?;
     let init = match &cfg.init {
         None => None,
         Some(init) => {
@@ -106,6 +110,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         .map_err(|e| format!("cannot start a worker process: {e}"))?;
     let hello = Hello {
         claims: claims.clone(),
+        answers: answers.clone(),
         init,
         max_memory: cfg.max_memory,
     };
@@ -124,6 +129,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         process,
         conn: ours,
         claims,
+        answers,
         starting: true,
         start_error: None,
         sent: VecDeque::new(),
@@ -135,9 +141,19 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
 }
 
 /// Takes every message a worker has sent: its `Ready` while starting, then
-/// its answers.
-pub(crate) fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills: &mut usize) {
+/// its answers — those in its ring, and with `socket` (it is readable) those
+/// on its socket.
+pub(crate) fn collect(
+    w: &mut Worker,
+    cfg: &Config,
+    failures: &mut usize,
+    kills: &mut usize,
+    socket: bool,
+) {
     if w.starting {
+        if !socket {
+            return;
+        }
         match w.conn.try_recv::<Ready>() {
             Ok(Ready(None)) => {
                 tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), "worker ready");
@@ -156,26 +172,23 @@ pub(crate) fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills:
         }
     }
     loop {
-        match w.conn.try_recv_payload().and_then(|p| Ok(read_done(p)?)) {
-            Ok((n, outcome)) => {
-                let Some(i) = w.sent.iter().position(|s| s.n == n) else {
-                    continue;
-                };
-                let s = w.sent.remove(i).expect("an index from position");
-                let result = match outcome {
-                    Ok(value) => Ok(value),
-                    Err(Outcome::Returned(bytes)) => Ok(bytes.into_vec().into()),
-                    Err(Outcome::Panicked { message, location }) => {
-                        Err(TaskError::Panicked { message, location })
-                    }
-                    Err(Outcome::Failed(why)) => Err(TaskError::Broken(why)),
-                };
-                s.task.sink.finish(result);
-                w.done += 1;
-                if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {
-                    w.retiring = true;
-                }
+        match w.answers.take() {
+            Ok(Some(payload)) => answered(w, cfg, payload),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(target: "multiproc::pool", pid = w.process.pid(), %e, "a worker's answers are damaged");
+                let _ = w.process.kill();
+                return;
             }
+        }
+    }
+    if !socket {
+        return;
+    }
+    loop {
+        match w.conn.try_recv_payload() {
+            Ok(payload) if answers::is_bell(&payload) => {}
+            Ok(payload) => answered(w, cfg, payload),
             Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {
                 return;
             }
@@ -184,6 +197,36 @@ pub(crate) fn collect(w: &mut Worker, cfg: &Config, failures: &mut usize, kills:
                 return;
             }
         }
+    }
+}
+
+/// One answer of the worker: its task's future is fulfilled. An answer
+/// that does not decode is the worker's fault: it is killed.
+fn answered(w: &mut Worker, cfg: &Config, payload: Payload) {
+    let (n, outcome) = match read_done(payload) {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(target: "multiproc::pool", pid = w.process.pid(), %e, "a worker's answer does not decode");
+            let _ = w.process.kill();
+            return;
+        }
+    };
+    let Some(i) = w.sent.iter().position(|s| s.n == n) else {
+        return;
+    };
+    let s = w.sent.remove(i).expect("an index from position");
+    let result = match outcome {
+        Ok(value) => Ok(value),
+        Err(Outcome::Returned(bytes)) => Ok(bytes.into_vec().into()),
+        Err(Outcome::Panicked { message, location }) => {
+            Err(TaskError::Panicked { message, location })
+        }
+        Err(Outcome::Failed(why)) => Err(TaskError::Broken(why)),
+    };
+    s.task.sink.finish(result);
+    w.done += 1;
+    if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {
+        w.retiring = true;
     }
 }
 
