@@ -78,7 +78,10 @@ struct RxState {
     broken: Option<CodecError>,
 }
 
+/// The most a read asks for beyond the frame at hand.
 const READ_CHUNK: usize = 64 << 10;
+/// What a fresh buffer reads at first.
+const FIRST_CHUNK: usize = 4 << 10;
 
 /// One end of a [`Pipe`](super::Pipe), or of a connection made by a listener.
 ///
@@ -448,7 +451,11 @@ impl Connection {
                 rx.end -= start;
                 rx.start = 0;
             }
-            let want = (rx.start + need).max(rx.end + READ_CHUNK);
+            // A fresh buffer starts small and doubles while reads fill it:
+            // a connection that carries a few small messages (a child's
+            // result) zeroes — and faults in — one page, not 64 KiB.
+            let chunk = rx.buf.len().clamp(FIRST_CHUNK, READ_CHUNK);
+            let want = (rx.start + need).max(rx.end + chunk);
             if rx.buf.len() < want {
                 rx.buf.resize(want, 0);
             }

@@ -284,6 +284,10 @@ impl<R> Process<R> {
     }
 }
 
+/// How long `join` keeps looking for the exit of a process that has sent
+/// its result before it sleeps until the exit.
+const EXIT_SPIN: Duration = Duration::from_micros(200);
+
 impl<R: DeserializeOwned> Process<R> {
     /// Waits for the process to end and returns the value of its function.
     ///
@@ -322,12 +326,22 @@ impl<R: DeserializeOwned> Process<R> {
         if self.joined {
             return Err(ProcessError::Retrieved);
         }
+        let mut exiting = None;
         let status = loop {
             self.drain();
             if let Some(status) = self.child().try_status()? {
                 // Everything it wrote before it ended is in the socket now.
                 self.drain();
                 break status;
+            }
+            if self.outcome.is_some() || self.result_closed {
+                // It has answered and is exiting: a sleep and a second
+                // wake-up would cost more than looking again for a moment.
+                let since = *exiting.get_or_insert_with(Instant::now);
+                if since.elapsed() < EXIT_SPIN && deadline.is_none_or(|d| Instant::now() < d) {
+                    std::thread::yield_now();
+                    continue;
+                }
             }
             let mut fds = vec![(self.child().exit_fd(), true)];
             if self.outcome.is_none() && !self.result_closed {
