@@ -31,9 +31,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn emit(name: &str, value: f64, unit: &str, imp: &str, extra: &[(&str, String)]) {
+    // Three decimals, or four significant digits below 0.1 (µs per item).
+    let digits = if value != 0.0 && value.abs() < 0.1 {
+        (2 - value.abs().log10().floor() as i32) as usize
+    } else {
+        3
+    };
     let mut s = format!(
-        r#"{{"name": "{name}", "value": {:.3}, "unit": "{unit}", "impl": "{imp}""#,
-        value
+        r#"{{"name": "{name}", "value": {value:.digits$}, "unit": "{unit}", "impl": "{imp}""#
     );
     for (k, v) in extra {
         s += &format!(r#", "{k}": {v}"#);

@@ -47,6 +47,7 @@
 
 mod fixint;
 pub mod handles;
+pub(crate) mod numbers;
 
 use std::os::fd::OwnedFd;
 
@@ -192,6 +193,19 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 }
 
 /// Encodes `value` as a bare payload (no header) into `out` (emptied
+/// first); the descriptors of the handles in it are returned, to travel
+/// beside it.
+pub(crate) fn encode_payload<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, CodecError> {
+    out.clear();
+    let (result, fds) = handles::collecting(|| fixint::serialize_into(out, value));
+    result.map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(fds)
+}
+
+/// Encodes `value` as a bare payload (no header) into `out` (emptied
 /// first), for a value that is stored rather than sent: a handle inside it
 /// (its descriptor would be lost) is an error, which `no_handles` words.
 pub(crate) fn to_bytes<T: Serialize + ?Sized>(
@@ -199,10 +213,7 @@ pub(crate) fn to_bytes<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     no_handles: &str,
 ) -> Result<(), CodecError> {
-    out.clear();
-    let (result, fds) = handles::collecting(|| fixint::serialize_into(out, value));
-    result.map_err(|e| CodecError::Encode(e.to_string()))?;
-    if !fds.is_empty() {
+    if !encode_payload(value, out)?.is_empty() {
         return Err(CodecError::Encode(no_handles.into()));
     }
     Ok(())

@@ -170,16 +170,33 @@ impl Connection {
         self.send_frame(&codec::encode(value, self.max_message_size())?)
     }
 
+    /// [`send`](Self::send), encoding into `buf` (kept by the caller, so
+    /// that a sender of many large messages does not allocate and grow a
+    /// buffer for each).
+    pub(crate) fn send_reusing<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let fds = codec::encode_into(value, self.max_message_size(), buf)?;
+        self.write_frame(buf, &fds)
+    }
+
     /// Sends a frame encoded earlier by [`codec::encode`].
     pub(crate) fn send_frame(&self, frame: &codec::Frame) -> Result<(), SendError> {
-        if !frame.fds.is_empty() && !self.passes_fds {
+        self.write_frame(&frame.bytes, &frame.fds)
+    }
+
+    /// Writes a frame's bytes with the descriptors that travel beside them.
+    fn write_frame(&self, bytes: &[u8], fds: &[OwnedFd]) -> Result<(), SendError> {
+        if !fds.is_empty() && !self.passes_fds {
             return Err(CodecError::Encode(
                 "handles (connections, queues, ...) cannot travel over a TCP connection".into(),
             )
             .into());
         }
-        let fds: Vec<BorrowedFd<'_>> = frame.fds.iter().map(|f| f.as_fd()).collect();
-        self.write(&[&frame.bytes], &fds)
+        let fds: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        self.write(&[bytes], &fds)
     }
 
     /// Sends raw bytes as one message, without serde.

@@ -94,7 +94,12 @@ struct Manager {
     kills: usize,
     /// A worker started or ended since the pids were last published.
     pids_changed: bool,
+    /// Where a batch is encoded (kept between batches).
+    frame: Vec<u8>,
 }
+
+/// A batch frame buffer grown past this (a large argument) is not kept.
+const FRAME_KEPT: usize = 1 << 20;
 
 /// The manager's loop; returns when the pool is shut down and drained.
 pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
@@ -108,6 +113,7 @@ pub(crate) fn run(shared: Arc<Shared>, wake_rx: Connection, cfg: Config) {
         failures: 0,
         kills: 0,
         pids_changed: false,
+        frame: Vec::new(),
     };
     loop {
         m.keep_strength();
@@ -409,7 +415,11 @@ impl Manager {
                     })
                     .collect(),
             };
-            match w.conn.send(&out) {
+            let sent = w.conn.send_reusing(&out, &mut self.frame);
+            if self.frame.capacity() > FRAME_KEPT {
+                self.frame = Vec::new();
+            }
+            match sent {
                 Ok(()) => w.sent.extend(batch),
                 Err(SendError::Codec(e)) if batch.len() == 1 => {
                     let s = batch.pop().expect("one job");

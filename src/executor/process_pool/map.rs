@@ -10,12 +10,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ProcessPool;
+use crate::codec::numbers::Block;
 use crate::executor::MapOptions;
 use crate::futures::{Future, TaskError};
 use crate::os::image::zero_sized_fn;
 
-/// The task that runs one chunk in a worker: `f` over every item.
-pub(crate) fn run_chunk<F, A, R>(items: Vec<A>) -> Vec<R>
+/// The task that runs one chunk in a worker: `f` over every item. Items
+/// and results travel as [`Block`]s: a chunk of numbers is one copy each
+/// way, not a serde call per number.
+pub(crate) fn run_chunk<F, A, R>(items: Block<A>) -> Block<R>
 where
     F: FnOnce(A) -> R + Copy,
 {
@@ -23,18 +26,35 @@ where
     // `F` is only `FnOnce + Copy`: the closure copies it for each call,
     // which `map(f)` (wanting `FnMut`) cannot do.
     #[allow(clippy::redundant_closure)]
-    items.into_iter().map(|a| f(a)).collect()
+    Block(items.0.into_iter().map(|a| f(a)).collect())
+}
+
+/// The items not yet submitted, taken a chunk at a time: one dynamic call
+/// per chunk, not one per item.
+trait Items<A> {
+    fn chunk(&mut self, n: usize) -> Vec<A>;
+    fn size_hint(&self) -> (usize, Option<usize>);
+}
+
+impl<A, I: Iterator<Item = A>> Items<A> for I {
+    fn chunk(&mut self, n: usize) -> Vec<A> {
+        self.by_ref().take(n).collect()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        Iterator::size_hint(self)
+    }
 }
 
 /// What both maps share: the items not yet submitted, and the results of
 /// the chunk being handed out.
 struct Feed<'a, A, R> {
     pool: &'a ProcessPool,
-    items: Box<dyn Iterator<Item = A> + 'a>,
+    items: Box<dyn Items<A> + 'a>,
     chunksize: usize,
     /// Chunks in flight, at most.
     ahead: usize,
-    submit: fn(&ProcessPool, Vec<A>) -> Future<Vec<R>>,
+    submit: fn(&ProcessPool, Vec<A>) -> Future<Block<R>>,
     current: std::vec::IntoIter<R>,
     /// Items left of a chunk that failed: each gets the chunk's error.
     failed: Option<(usize, TaskError)>,
@@ -53,13 +73,13 @@ where
     where
         F: FnOnce(A) -> R + Copy + Send,
     {
-        fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Vec<R>>
+        fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Block<R>>
         where
             F: FnOnce(A) -> R + Copy + Send,
             A: Serialize + DeserializeOwned + 'static,
             R: Serialize + DeserializeOwned + Send + 'static,
         {
-            pool.submit(run_chunk::<F, A, R>, chunk)
+            pool.submit(run_chunk::<F, A, R>, Block(chunk))
         }
         Feed {
             pool,
@@ -74,8 +94,8 @@ where
 
     /// Submits the next chunk, if there are items left: its length and
     /// future.
-    fn next_chunk(&mut self) -> Option<(usize, Future<Vec<R>>)> {
-        let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
+    fn next_chunk(&mut self) -> Option<(usize, Future<Block<R>>)> {
+        let chunk: Vec<A> = self.items.chunk(self.chunksize);
         (!chunk.is_empty()).then(|| (chunk.len(), (self.submit)(self.pool, chunk)))
     }
 
@@ -92,9 +112,9 @@ where
     }
 
     /// A chunk of `n` items has its outcome: it is handed out next.
-    fn land(&mut self, n: usize, outcome: Result<Vec<R>, TaskError>) {
+    fn land(&mut self, n: usize, outcome: Result<Block<R>, TaskError>) {
         match outcome {
-            Ok(values) => self.current = values.into_iter(),
+            Ok(Block(values)) => self.current = values.into_iter(),
             Err(e) => self.failed = Some((n, e)),
         }
     }
@@ -114,7 +134,7 @@ where
 /// handed to a worker (the running ones finish; no worker is killed).
 pub struct ProcessMap<'a, A, R> {
     feed: Feed<'a, A, R>,
-    in_flight: VecDeque<(usize, Future<Vec<R>>)>,
+    in_flight: VecDeque<(usize, Future<Block<R>>)>,
 }
 
 impl<A, R> fmt::Debug for ProcessMap<'_, A, R> {
@@ -169,7 +189,24 @@ where
 {
     type Item = Result<R, TaskError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        // The chunk at hand, inlined into the caller's loop; the rest once
+        // per chunk.
+        match self.feed.current.next() {
+            Some(r) => Some(Ok(r)),
+            None => self.next_chunk_result(),
+        }
+    }
+}
+
+impl<A, R> ProcessMap<'_, A, R>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    #[inline(never)]
+    fn next_chunk_result(&mut self) -> Option<Result<R, TaskError>> {
         loop {
             if let Some(r) = self.feed.take() {
                 return Some(r);
@@ -198,7 +235,7 @@ impl<A, R> Drop for ProcessMap<'_, A, R> {
 /// yet handed to a worker.
 pub struct ProcessMapUnordered<'a, A, R> {
     feed: Feed<'a, A, R>,
-    in_flight: HashMap<u64, (usize, Future<Vec<R>>)>,
+    in_flight: HashMap<u64, (usize, Future<Block<R>>)>,
     next_key: u64,
     /// Each chunk's future says here when it is done.
     done_tx: mpsc::Sender<u64>,
@@ -267,7 +304,23 @@ where
 {
     type Item = Result<R, TaskError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        // As `ProcessMap::next`: the chunk at hand inlined, the rest not.
+        match self.feed.current.next() {
+            Some(r) => Some(Ok(r)),
+            None => self.next_chunk_result(),
+        }
+    }
+}
+
+impl<A, R> ProcessMapUnordered<'_, A, R>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    #[inline(never)]
+    fn next_chunk_result(&mut self) -> Option<Result<R, TaskError>> {
         loop {
             if let Some(r) = self.feed.take() {
                 return Some(r);

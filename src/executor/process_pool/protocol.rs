@@ -21,7 +21,7 @@ use serde_bytes::ByteBuf;
 use super::answers::Answers;
 use super::claims::Claims;
 use crate::codec::handles::{Fd, FdsRef};
-use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE, HEADER_LEN};
+use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::ipc::{Connection, Payload, SendError};
 use crate::os::image::ImageId;
 use crate::process::remote;
@@ -120,8 +120,15 @@ pub(crate) struct Ready(pub(crate) Option<String>);
 pub(crate) fn encode_arg<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(Vec<u8>, Vec<OwnedFd>), CodecError> {
-    let frame = codec::encode(value, DEFAULT_MAX_MESSAGE_SIZE)?;
-    Ok((frame.bytes[HEADER_LEN..].to_vec(), frame.fds))
+    let mut bytes = Vec::new();
+    let fds = codec::encode_payload(value, &mut bytes)?;
+    if bytes.len() > DEFAULT_MAX_MESSAGE_SIZE {
+        return Err(CodecError::TooLarge {
+            size: bytes.len() as u64,
+            limit: DEFAULT_MAX_MESSAGE_SIZE as u64,
+        });
+    }
+    Ok((bytes, fds))
 }
 
 /// A `Vec<u8>` value as the codec writes it — its count, then its bytes —
@@ -186,6 +193,7 @@ pub(crate) fn read_done(payload: Payload) -> Result<(u64, Result<Payload, Outcom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::HEADER_LEN;
 
     #[test]
     fn an_answer_sent_in_parts_is_the_frame_serde_writes() {
