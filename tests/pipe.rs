@@ -252,6 +252,85 @@ fn oversize_messages_are_refused_on_both_sides() {
     ));
 }
 
+/// A large frame's payload is read into a buffer of its own as it
+/// arrives: in pieces, between small frames, with a timeout or a look in
+/// the middle, with descriptors beside it, or cut short.
+#[test]
+fn large_frames_arrive_in_pieces_between_small_ones() {
+    let _c = common::clean();
+    const LEN: usize = 3 << 20;
+    let big: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+    let frame = |payload: &[u8]| {
+        let mut f = Header {
+            len: payload.len() as u64,
+            fds: 0,
+        }
+        .to_bytes()
+        .to_vec();
+        f.extend_from_slice(payload);
+        f
+    };
+    let (mut raw, other) = UnixStream::pair().unwrap();
+    let conn = Connection::from(other);
+    let writer = std::thread::spawn(move || {
+        // A small frame, then the large one in pieces with the next small
+        // frame glued to its end.
+        raw.write_all(&frame(b"before")).unwrap();
+        let f = frame(&big);
+        raw.write_all(&f[..1 << 20]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut rest = f[1 << 20..].to_vec();
+        rest.extend_from_slice(&frame(b"after"));
+        raw.write_all(&rest).unwrap();
+        (raw, big)
+    });
+    assert_eq!(
+        conn.recv_bytes_timeout(Duration::from_secs(30)).unwrap(),
+        b"before"
+    );
+    // Half of it there: not ready, and a short wait times out, losing
+    // nothing.
+    let _ = conn.poll(Duration::from_millis(10));
+    let _ = conn.recv_bytes_timeout(Duration::from_millis(1));
+    let got = conn.recv_bytes_timeout(Duration::from_secs(30)).unwrap();
+    let (mut raw, big) = writer.join_in_time().unwrap();
+    assert!(got == big, "the large payload arrived whole and in order");
+    assert_eq!(
+        conn.recv_bytes_timeout(Duration::from_secs(30)).unwrap(),
+        b"after"
+    );
+
+    // Descriptors beside a large frame, and beside the small one after it.
+    let (a, b) = Pipe::duplex().unwrap();
+    let (x, y) = Pipe::duplex().unwrap();
+    let (p, q) = Pipe::duplex().unwrap();
+    let sender = std::thread::spawn(move || {
+        a.send(&(ByteBuf::from(vec![9u8; LEN]), x)).unwrap();
+        a.send(&p).unwrap();
+    });
+    let (bytes, x2): (ByteBuf, Connection) = b.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(bytes.len() == LEN && bytes.iter().all(|&b| b == 9));
+    x2.send(&1u8).unwrap();
+    assert_eq!(y.recv_timeout::<u8>(Duration::from_secs(30)).unwrap(), 1);
+    let p2: Connection = b.recv_timeout(Duration::from_secs(30)).unwrap();
+    sender.join_in_time().unwrap();
+    p2.send(&2u8).unwrap();
+    assert_eq!(q.recv_timeout::<u8>(Duration::from_secs(30)).unwrap(), 2);
+
+    // Cut short: its sender gone, `recv` says how much came.
+    let writer = std::thread::spawn(move || {
+        let f = frame(&vec![1u8; LEN]);
+        raw.write_all(&f[..2 << 20]).unwrap();
+    });
+    let _ = conn.poll(Duration::from_millis(10));
+    assert!(matches!(
+        conn.recv_bytes_timeout(Duration::from_secs(30)),
+        Err(RecvError::Truncated { got, expected })
+            if got == 2 << 20 && expected == (LEN + 12) as u64
+    ));
+    writer.join_in_time().unwrap();
+}
+
 #[test]
 fn connections_travel_inside_messages() {
     let _c = common::clean();

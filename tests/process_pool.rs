@@ -679,6 +679,53 @@ fn large_arguments_and_results_do_not_jam_the_pipes() {
     }
 }
 
+/// `Vec<u8>` results of every size come back whole — the large ones as a
+/// block of their own, received into a buffer of their exact size — and a
+/// worker killed in the middle of sending one fails that task only.
+#[test]
+fn large_byte_results_arrive_whole_and_a_death_mid_send_fails_one_task() {
+    let _c = common::clean();
+    let pool = ProcessPool::new(2);
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i % 253) as u8 ^ (len % 7) as u8)
+            .collect()
+    }
+    let sizes = [0, 1, (64 << 10) - 1, 64 << 10, (1 << 20) + 3, 20 << 20];
+    let futures: Vec<_> = sizes
+        .iter()
+        .flat_map(|&len| {
+            [
+                pool.submit(pattern, len),
+                pool.submit(|x: u64| vec![x as u8], 5),
+            ]
+        })
+        .collect();
+    for (f, len) in futures.chunks(2).zip(sizes) {
+        let v = f[0].result_timeout(Duration::from_secs(60)).unwrap();
+        assert!(v == pattern(len), "{len} bytes came back changed");
+        assert_eq!(f[1].result_timeout(Duration::from_secs(60)), Ok(vec![5]));
+    }
+    // The worker aborts while the block is on its way.
+    let dies = |len: usize| -> Vec<u8> {
+        let v = vec![3u8; len];
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(2));
+            std::process::abort()
+        });
+        v
+    };
+    let f = pool.submit(dies, 256 << 20);
+    match f.result_timeout(Duration::from_secs(60)) {
+        Err(TaskError::WorkerDied { .. }) => {}
+        // All of it went before the abort (a fast machine): whole, then.
+        Ok(v) => assert!(v.len() == 256 << 20 && v.iter().all(|&b| b == 3)),
+        other => panic!("{:?}", other.map(|v| v.len())),
+    }
+    let after = pool.submit(pattern, 3 << 20);
+    assert!(after.result_timeout(Duration::from_secs(60)).unwrap() == pattern(3 << 20));
+}
+
 /// Writes its pid under `dir`, then waits (bounded) until `n` tasks have:
 /// a rendezvous that only ends if `n` workers run these tasks at once.
 fn rendezvous((dir, n): (String, usize)) -> u32 {

@@ -76,6 +76,12 @@ struct RxState {
     eof: bool,
     /// Set after a framing error: the stream is out of step for good.
     broken: Option<CodecError>,
+    /// The payload of a large frame while it arrives (its header is the
+    /// frame at `start`, alone in `buf`): read into a buffer of its own,
+    /// of its exact size and never zeroed, so that it is handed over as
+    /// it is (a `Vec<u8>` result of 128 MiB is neither zeroed first nor
+    /// moved after). `None` when no large frame is arriving.
+    large: Option<Vec<u8>>,
 }
 
 /// The most a read asks for beyond the frame at hand.
@@ -141,6 +147,7 @@ impl Connection {
                 fds: VecDeque::new(),
                 eof: false,
                 broken: None,
+                large: None,
             }),
             tx: Mutex::new(()),
             max: AtomicUsize::new(DEFAULT_MAX_MESSAGE_SIZE),
@@ -349,6 +356,15 @@ impl Connection {
         if rx.broken.is_some() || rx.eof {
             return Ok(true);
         }
+        if rx.large.is_some() {
+            // Too large to wait whole in the socket: read what is there.
+            return match self.fill(rx, Mode::NonBlock) {
+                Ok(_) => Ok(true),
+                Err(RecvError::Empty) => Ok(false),
+                Err(RecvError::Io(e)) => Err(RecvError::Io(e)),
+                Err(_) => Ok(true),
+            };
+        }
         let buffered = &rx.buf[rx.start..rx.end];
         let mut header = [0u8; HEADER_LEN];
         let have = buffered.len().min(HEADER_LEN);
@@ -393,6 +409,9 @@ impl Connection {
     ) -> Result<R, RecvError> {
         let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
         let header = self.fill(&mut rx, mode)?;
+        if let Some(large) = take_large(&mut rx, header) {
+            return f(&large.buf, large.fds);
+        }
         consume(&mut rx, header, |rx, start, end, fds| {
             f(&rx.buf[start..end], fds)
         })
@@ -405,6 +424,9 @@ impl Connection {
     pub(crate) fn try_recv_payload(&self) -> Result<Payload, RecvError> {
         let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
         let header = self.fill(&mut rx, Mode::NonBlock)?;
+        if let Some(large) = take_large(&mut rx, header) {
+            return Ok(Payload::from(large.buf));
+        }
         Ok(consume(&mut rx, header, |rx, start, end, _| {
             if end == rx.end && end - start >= READ_CHUNK {
                 let mut buf = std::mem::take(&mut rx.buf);
@@ -423,6 +445,9 @@ impl Connection {
         loop {
             if let Some(e) = &rx.broken {
                 return Err(RecvError::Codec(e.clone()));
+            }
+            if rx.large.is_some() {
+                return self.fill_large(rx, mode);
             }
             let avail = rx.end - rx.start;
             let mut need = HEADER_LEN;
@@ -461,6 +486,16 @@ impl Connection {
                     }
                 });
             }
+            if avail >= HEADER_LEN && need - avail >= READ_CHUNK {
+                // A large frame: its payload goes to a buffer of its own
+                // (with the bytes of it already here).
+                let len = need - HEADER_LEN;
+                let mut large = Vec::with_capacity(len);
+                large.extend_from_slice(&rx.buf[rx.start + HEADER_LEN..rx.end]);
+                rx.end = rx.start + HEADER_LEN;
+                rx.large = Some(large);
+                return self.fill_large(rx, mode);
+            }
             // Make room for at least the rest of this frame.
             if rx.start > 0 && rx.buf.len() - rx.end < need.max(READ_CHUNK) {
                 let (start, end) = (rx.start, rx.end);
@@ -476,17 +511,7 @@ impl Connection {
             if rx.buf.len() < want {
                 rx.buf.resize(want, 0);
             }
-            let nonblocking = match mode {
-                Mode::Block => false,
-                Mode::NonBlock => true,
-                Mode::Until(deadline) => {
-                    let ready = sock::wait_fds(&[(self.fd.as_fd(), true)], Some(deadline))?;
-                    if !ready[0] {
-                        return Err(RecvError::Timeout);
-                    }
-                    true
-                }
-            };
+            let nonblocking = self.wait_for(mode)?;
             let RxState { buf, end, fds, .. } = rx;
             match sock::recv_some(self.fd.as_fd(), &mut buf[*end..], fds, nonblocking)? {
                 Received::Bytes(n) => rx.end += n,
@@ -499,6 +524,87 @@ impl Connection {
             }
         }
     }
+}
+
+impl Connection {
+    /// [`fill`](Self::fill) for a large frame whose payload arrives in a
+    /// buffer of its own (`rx.large`): reads into its spare capacity —
+    /// never zeroed, and never past the frame, whose descriptors came with
+    /// its start — until it is whole.
+    fn fill_large(&self, rx: &mut RxState, mode: Mode) -> Result<Header, RecvError> {
+        let hb: [u8; HEADER_LEN] = rx.buf[rx.start..rx.start + HEADER_LEN]
+            .try_into()
+            .expect("a slice of HEADER_LEN bytes");
+        let header = Header::parse(&hb, usize::MAX).expect("parsed when the frame began");
+        let len = header.len as usize;
+        loop {
+            let got = rx.large.as_ref().map_or(0, Vec::len);
+            if got == len {
+                if rx.fds.len() < header.fds as usize {
+                    let e = CodecError::Malformed(format!(
+                        "frame announces {} descriptors, {} arrived",
+                        header.fds,
+                        rx.fds.len()
+                    ));
+                    rx.broken = Some(e.clone());
+                    return Err(RecvError::Codec(e));
+                }
+                return Ok(header);
+            }
+            if rx.eof {
+                return Err(RecvError::Truncated {
+                    got: (HEADER_LEN + got) as u64,
+                    expected: (HEADER_LEN + len) as u64,
+                });
+            }
+            let nonblocking = self.wait_for(mode)?;
+            let large = rx.large.as_mut().expect("a large frame arrives");
+            match sock::recv_appending(self.fd.as_fd(), large, len - got, nonblocking)? {
+                Received::Bytes(_) => {}
+                Received::Eof => rx.eof = true,
+                Received::WouldBlock => {
+                    if let Mode::NonBlock = mode {
+                        return Err(RecvError::Empty);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits as `mode` says before a read; whether the read must not block.
+    fn wait_for(&self, mode: Mode) -> Result<bool, RecvError> {
+        Ok(match mode {
+            Mode::Block => false,
+            Mode::NonBlock => true,
+            Mode::Until(deadline) => {
+                let ready = sock::wait_fds(&[(self.fd.as_fd(), true)], Some(deadline))?;
+                if !ready[0] {
+                    return Err(RecvError::Timeout);
+                }
+                true
+            }
+        })
+    }
+}
+
+/// A whole large frame taken out of `rx` (see [`RxState::large`]): its
+/// payload in the buffer it arrived in, and its descriptors; `None` when
+/// the frame at hand is not one.
+fn take_large(rx: &mut RxState, header: Header) -> Option<Large> {
+    let buf = rx.large.take()?;
+    let fds = rx.fds.drain(..header.fds as usize).collect();
+    rx.start += HEADER_LEN;
+    if rx.start >= rx.end {
+        rx.start = 0;
+        rx.end = 0;
+    }
+    Some(Large { buf, fds })
+}
+
+/// A large frame's payload and descriptors.
+struct Large {
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
 }
 
 /// A message's payload, owned: `buf[start..]` (a buffer taken over as it

@@ -181,6 +181,45 @@ pub(crate) fn recv_some(
     }
 }
 
+/// One `recv` of at most `most` bytes appended to `buf`, into its spare
+/// capacity (reserved here): nothing is zeroed first, which for a large
+/// message would be one more pass over its memory. For the rest of a
+/// message whose start (and with it any descriptors) has arrived: a plain
+/// `recv` would drop descriptors sent with later bytes, so `most` must not
+/// reach past the message.
+pub(crate) fn recv_appending(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    most: usize,
+    nonblocking: bool,
+) -> io::Result<Received> {
+    buf.reserve(most);
+    let mut flags = RecvFlags::empty();
+    if nonblocking {
+        flags |= RecvFlags::DONTWAIT;
+    }
+    loop {
+        let spare = &mut buf.spare_capacity_mut()[..most];
+        match rustix::net::recv(fd, spare, flags) {
+            Ok(((got, _), _)) => {
+                let n = got.len();
+                if n == 0 {
+                    return Ok(Received::Eof);
+                }
+                let len = buf.len() + n;
+                // SAFETY: `recv` initialised the first `n` bytes of the spare
+                // capacity (`got` is them), which `reserve` made room for.
+                unsafe { buf.set_len(len) };
+                return Ok(Received::Bytes(n));
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(Received::WouldBlock),
+            Err(Errno::CONNRESET) => return Ok(Received::Eof),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `true` if `fd` polls readable (or hung up) right now.
 pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> bool {
     let mut p = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];

@@ -36,7 +36,6 @@ use state::{Counts, Pending, Shared, Sink, State};
 use crate::blocking::lock;
 use crate::futures::state::{Promise, Stopper};
 use crate::futures::{Future, TaskError};
-use crate::ipc::Payload;
 use crate::ipc::Pipe;
 use crate::process::{RemoteFn, StartMethod};
 
@@ -455,7 +454,7 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
         self.promise.as_ref().is_none_or(Promise::is_done)
     }
 
-    fn finish(mut self: Box<Self>, outcome: Result<Payload, TaskError>) {
+    fn finish(mut self: Box<Self>, outcome: Result<protocol::Value, TaskError>) {
         let value = outcome.and_then(|bytes| {
             protocol::decode_result::<R>(bytes)
                 .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))

@@ -155,12 +155,49 @@ pub(crate) fn encode_result<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// A task's value as it reaches the pool.
+#[derive(Debug)]
+pub(crate) enum Value {
+    /// Encoded by [`encode_result`].
+    Encoded(Payload),
+    /// A `Vec<u8>` as the task returned it: a large one travels as a
+    /// block of its own ([`send_block`]), received into a buffer of its
+    /// exact size, which becomes the value — no byte is moved again.
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    /// The value encoded as [`encode_result`] writes it (what a remote
+    /// worker sends on).
+    #[cfg(any(feature = "redis", test))]
+    pub(crate) fn into_encoded(self) -> Vec<u8> {
+        match self {
+            Value::Encoded(p) => p.into_vec_from(0),
+            Value::Bytes(v) => [&(v.len() as u64).to_le_bytes()[..], &v].concat(),
+        }
+    }
+}
+
+impl From<Payload> for Value {
+    fn from(p: Payload) -> Value {
+        Value::Encoded(p)
+    }
+}
+
 /// Decodes what [`encode_result`] wrote. A `Vec<u8>` is taken as one block
 /// (in place: moved to the front of the buffer it arrived in) instead of
 /// byte by byte (0.5 GB/s through serde on this machine).
-pub(crate) fn decode_result<T: DeserializeOwned + 'static>(
-    payload: Payload,
-) -> Result<T, CodecError> {
+pub(crate) fn decode_result<T: DeserializeOwned + 'static>(value: Value) -> Result<T, CodecError> {
+    let payload = match value {
+        Value::Encoded(payload) => payload,
+        Value::Bytes(bytes) => {
+            let boxed: Box<dyn Any> = Box::new(bytes);
+            return boxed
+                .downcast::<T>()
+                .map(|value| *value)
+                .map_err(|_| CodecError::Decode("bytes for a value that is not a Vec<u8>".into()));
+        }
+    };
     if TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
         && let Some((count, rest)) = payload.bytes().split_first_chunk::<8>()
         && u64::from_le_bytes(*count) == rest.len() as u64
@@ -174,20 +211,51 @@ pub(crate) fn decode_result<T: DeserializeOwned + 'static>(
     codec::decode(payload.bytes(), Vec::new())
 }
 
+/// `Outcome`'s variants are numbered 0–2 on the wire; this number, in the
+/// place of one, says a block follows ([`send_block`]).
+const BLOCK: u32 = 3;
+
+/// Sends the answer of job `n` that returned the `Vec<u8>` `bytes`, as two
+/// messages: the few bytes that say so (job number, [`BLOCK`], length),
+/// then the bytes alone, written from where they are. The pool receives a
+/// large message into a buffer of its own, of its exact size: that buffer
+/// is the `Vec<u8>` its future hands out.
+pub(crate) fn send_block(conn: &Connection, n: u64, bytes: &[u8]) -> Result<(), SendError> {
+    let mut before = [0u8; 20];
+    before[..8].copy_from_slice(&n.to_le_bytes());
+    before[8..12].copy_from_slice(&BLOCK.to_le_bytes());
+    before[12..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    conn.send_bytes(&before)?;
+    conn.send_bytes(bytes)
+}
+
+/// What an answer's message says.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// Job `n` ended: its value (still encoded), or how it ended otherwise.
+    Done(u64, Result<Payload, Outcome>),
+    /// Job `n` returned a `Vec<u8>` of `len` bytes, which is the next
+    /// message ([`send_block`]).
+    Block(u64, u64),
+}
+
 /// Reads a [`Done`] from its payload. A returned value is left where it
 /// arrived — the buffer is not copied — past the few bytes before it (see
 /// [`send_returned`]).
-pub(crate) fn read_done(payload: Payload) -> Result<(u64, Result<Payload, Outcome>), CodecError> {
+pub(crate) fn read_done(payload: Payload) -> Result<Read, CodecError> {
     let b = payload.bytes();
-    if let Some(before) = b.get(..20)
-        && before[8..12] == 0u32.to_le_bytes()
-        && u64::from_le_bytes(before[12..20].try_into().expect("8 bytes")) == (b.len() - 20) as u64
-    {
+    if let Some(before) = b.get(..20) {
         let n = u64::from_le_bytes(before[..8].try_into().expect("8 bytes"));
-        return Ok((n, Ok(payload.advance(20))));
+        let len = u64::from_le_bytes(before[12..20].try_into().expect("8 bytes"));
+        if before[8..12] == 0u32.to_le_bytes() && len == (b.len() - 20) as u64 {
+            return Ok(Read::Done(n, Ok(payload.advance(20))));
+        }
+        if before[8..12] == BLOCK.to_le_bytes() && b.len() == 20 {
+            return Ok(Read::Block(n, len));
+        }
     }
     let done: Done = codec::decode(b, Vec::new())?;
-    Ok((done.n, Err(done.outcome)))
+    Ok(Read::Done(done.n, Err(done.outcome)))
 }
 
 #[cfg(test)]
@@ -231,12 +299,23 @@ mod tests {
         let mut slow = Vec::new();
         codec::to_bytes(&v, &mut slow, "").unwrap();
         assert_eq!(fast, slow);
-        assert_eq!(decode_result::<Vec<u8>>(fast.into()).unwrap(), v);
+        let encoded = |b: Vec<u8>| Value::Encoded(b.into());
+        assert_eq!(decode_result::<Vec<u8>>(encoded(fast)).unwrap(), v);
         // A count that does not match is the decoder's error, not a panic.
-        assert!(decode_result::<Vec<u8>>(vec![9, 0, 0, 0, 0, 0, 0, 0, 1].into()).is_err());
+        assert!(decode_result::<Vec<u8>>(encoded(vec![9, 0, 0, 0, 0, 0, 0, 0, 1])).is_err());
         assert_eq!(
-            decode_result::<Vec<u16>>(encode_result(&vec![1u16, 2]).unwrap().into()).unwrap(),
+            decode_result::<Vec<u16>>(encoded(encode_result(&vec![1u16, 2]).unwrap())).unwrap(),
             [1, 2]
+        );
+        // A block is the value as it is, for a `Vec<u8>` only.
+        assert_eq!(
+            decode_result::<Vec<u8>>(Value::Bytes(v.clone())).unwrap(),
+            v
+        );
+        assert!(decode_result::<Vec<u16>>(Value::Bytes(v.clone())).is_err());
+        assert_eq!(
+            Value::Bytes(v.clone()).into_encoded(),
+            encode_result(&v).unwrap()
         );
     }
 }

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
+use super::protocol::Value;
 use crate::blocking::lock;
 use crate::futures::TaskError;
 use crate::futures::state::Stopper;
 use crate::ipc::Connection;
-use crate::ipc::Payload;
 
 /// A submitted task on the parent's side: its job and its future's end.
 pub(crate) struct Pending {
@@ -42,8 +42,8 @@ pub(crate) trait Sink: Send {
     fn start(&self, stopper: Stopper) -> bool;
     /// The future is done already (cancelled while it waited to run again).
     fn is_done(&self) -> bool;
-    /// Completes the future with the encoded value or an error.
-    fn finish(self: Box<Self>, outcome: Result<Payload, TaskError>);
+    /// Completes the future with the value or an error.
+    fn finish(self: Box<Self>, outcome: Result<Value, TaskError>);
 }
 
 /// What submitters and the manager share.

@@ -9,9 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
-use super::protocol::{
-    Batch, Done, Hello, Outcome, Ready, byte_block, encode_result, send_returned,
-};
+use super::protocol::{Batch, Done, Hello, Outcome, Ready, byte_block, encode_result, send_block};
 use crate::codec;
 use crate::codec::handles::Fd;
 use crate::ipc::{Connection, RecvError, SendError};
@@ -63,10 +61,10 @@ impl Call for TaskCall {
 
     fn finish<R: Serialize + 'static>(self, outcome: remote::Outcome<&R>) -> i32 {
         if let (remote::Outcome::Returned(value), Some((conn, n))) = (&outcome, &self.direct)
-            && let Some((count, bytes)) = byte_block(*value)
+            && let Some((_, bytes)) = byte_block(*value)
             && bytes.len() >= SEND_DIRECTLY
         {
-            let sent = send_returned(conn, *n, &[&count, bytes]);
+            let sent = send_block(conn, *n, bytes);
             *self.out.borrow_mut() = Some(Answer::Sent(sent));
             return 0;
         }

@@ -11,7 +11,7 @@ use super::answers::{self, Answers};
 use super::claims::Claims;
 use super::dispatch;
 use super::manager::Config;
-use super::protocol::{Hello, Outcome, Ready, read_done};
+use super::protocol::{Hello, Outcome, Read, Ready, Value, read_done};
 use super::state::Pending;
 use super::task;
 use crate::codec::handles::Fd;
@@ -53,6 +53,9 @@ pub(crate) struct Worker {
     pub(crate) killed: Option<Kill>,
     /// Recycled: gets no more jobs, ends when it has none.
     pub(crate) retiring: bool,
+    /// The job whose `Vec<u8>` value of this length is the next message
+    /// ([`send_block`](super::protocol::send_block)).
+    pub(crate) block: Option<(u64, u64)>,
 }
 
 impl Worker {
@@ -137,6 +140,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         done: 0,
         killed: None,
         retiring: false,
+        block: None,
     })
 }
 
@@ -173,7 +177,7 @@ pub(crate) fn collect(
     }
     loop {
         match w.answers.take() {
-            Ok(Some(payload)) => answered(w, cfg, payload),
+            Ok(Some(payload)) => read(w, cfg, payload),
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!(target: "multiproc::pool", pid = w.process.pid(), %e, "a worker's answers are damaged");
@@ -187,8 +191,18 @@ pub(crate) fn collect(
     }
     loop {
         match w.conn.try_recv_payload() {
-            Ok(payload) if answers::is_bell(&payload) => {}
-            Ok(payload) => answered(w, cfg, payload),
+            Ok(payload) => match w.block.take() {
+                Some((n, len)) if payload.bytes().len() as u64 == len => {
+                    answered(w, cfg, n, Ok(Value::Bytes(payload.into_vec_from(0))));
+                }
+                Some(_) => {
+                    tracing::warn!(target: "multiproc::pool", pid = w.process.pid(), "a worker's block is not the size it announced");
+                    let _ = w.process.kill();
+                    return;
+                }
+                None if answers::is_bell(&payload) => {}
+                None => read(w, cfg, payload),
+            },
             Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {
                 return;
             }
@@ -200,29 +214,38 @@ pub(crate) fn collect(
     }
 }
 
-/// One answer of the worker: its task's future is fulfilled. An answer
-/// that does not decode is the worker's fault: it is killed.
-fn answered(w: &mut Worker, cfg: &Config, payload: Payload) {
+/// One message of the worker: an answer, or the news that a block follows.
+/// A message that does not decode is the worker's fault: it is killed.
+fn read(w: &mut Worker, cfg: &Config, payload: Payload) {
     let (n, outcome) = match read_done(payload) {
-        Ok(done) => done,
+        Ok(Read::Done(n, outcome)) => (n, outcome),
+        Ok(Read::Block(n, len)) => {
+            w.block = Some((n, len));
+            return;
+        }
         Err(e) => {
             tracing::warn!(target: "multiproc::pool", pid = w.process.pid(), %e, "a worker's answer does not decode");
             let _ = w.process.kill();
             return;
         }
     };
-    let Some(i) = w.sent.iter().position(|s| s.n == n) else {
-        return;
-    };
-    let s = w.sent.remove(i).expect("an index from position");
     let result = match outcome {
-        Ok(value) => Ok(value),
-        Err(Outcome::Returned(bytes)) => Ok(bytes.into_vec().into()),
+        Ok(value) => Ok(Value::Encoded(value)),
+        Err(Outcome::Returned(bytes)) => Ok(Value::Encoded(bytes.into_vec().into())),
         Err(Outcome::Panicked { message, location }) => {
             Err(TaskError::Panicked { message, location })
         }
         Err(Outcome::Failed(why)) => Err(TaskError::Broken(why)),
     };
+    answered(w, cfg, n, result);
+}
+
+/// Job `n` of the worker is answered: its task's future is fulfilled.
+fn answered(w: &mut Worker, cfg: &Config, n: u64, result: Result<Value, TaskError>) {
+    let Some(i) = w.sent.iter().position(|s| s.n == n) else {
+        return;
+    };
+    let s = w.sent.remove(i).expect("an index from position");
     s.task.sink.finish(result);
     w.done += 1;
     if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {

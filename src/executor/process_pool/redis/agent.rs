@@ -21,12 +21,12 @@ use super::connection::{Con, Target};
 use super::envelope::{Ended, Message, Seal, Task};
 use super::keys::{self, Keys};
 use crate::blocking::lock;
+use crate::executor::process_pool::protocol::Value;
 use crate::executor::process_pool::state::Sink;
 use crate::executor::{ProcessPool, TaskOptions};
 use crate::futures::TaskError;
 use crate::futures::state::Stopper;
 use crate::ipc::AuthKey;
-use crate::ipc::Payload;
 
 /// How a worker agent serves a pool ([`serve`]).
 #[derive(Clone, Debug)]
@@ -219,10 +219,10 @@ struct AgentSink {
 }
 
 impl AgentSink {
-    fn answer(&mut self, outcome: Result<Payload, TaskError>) {
+    fn answer(&mut self, outcome: Result<Value, TaskError>) {
         self.answered = true;
         lock(&self.held).remove(&self.key);
-        let outcome = outcome.map(|p| p.into_vec_from(0));
+        let outcome = outcome.map(Value::into_encoded);
         let msg = Message::Done {
             client: self.key.0,
             id: self.key.1,
@@ -262,7 +262,7 @@ impl Sink for AgentSink {
         false
     }
 
-    fn finish(mut self: Box<Self>, outcome: Result<Payload, TaskError>) {
+    fn finish(mut self: Box<Self>, outcome: Result<Value, TaskError>) {
         self.answer(outcome);
     }
 }

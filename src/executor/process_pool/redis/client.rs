@@ -22,6 +22,7 @@ use super::envelope::{Message, Seal, Task};
 use super::keys::{self, Keys};
 use super::{RedisConfig, RemoteStatus};
 use crate::blocking::lock;
+use crate::executor::process_pool::protocol::Value;
 use crate::executor::process_pool::state::{Pending, Shared, Sink, stopper};
 use crate::futures::TaskError;
 use crate::ipc::Payload;
@@ -604,5 +605,9 @@ fn answer(remote: &Remote, bytes: &[u8]) {
     }
     let o = table.remove(&id).expect("present");
     drop(table);
-    o.sink.finish(ended.into_result().map(Payload::from));
+    o.sink.finish(
+        ended
+            .into_result()
+            .map(|v| Value::Encoded(Payload::from(v))),
+    );
 }
