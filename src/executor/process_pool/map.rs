@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ProcessPool;
+use super::protocol::{Value, decode_result};
 use crate::codec::numbers::Block;
 use crate::executor::MapOptions;
 use crate::futures::{Future, TaskError};
@@ -54,7 +55,7 @@ struct Feed<'a, A, R> {
     chunksize: usize,
     /// Chunks in flight, at most.
     ahead: usize,
-    submit: fn(&ProcessPool, Vec<A>) -> Future<Block<R>>,
+    submit: fn(&ProcessPool, Vec<A>) -> Future<Value>,
     current: std::vec::IntoIter<R>,
     /// Items left of a chunk that failed: each gets the chunk's error.
     failed: Option<(usize, TaskError)>,
@@ -73,13 +74,13 @@ where
     where
         F: FnOnce(A) -> R + Copy + Send,
     {
-        fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Block<R>>
+        fn submit<F, A, R>(pool: &ProcessPool, chunk: Vec<A>) -> Future<Value>
         where
             F: FnOnce(A) -> R + Copy + Send,
             A: Serialize + DeserializeOwned + 'static,
             R: Serialize + DeserializeOwned + Send + 'static,
         {
-            pool.submit(run_chunk::<F, A, R>, Block(chunk))
+            pool.submit_undecoded(run_chunk::<F, A, R>, Block(chunk))
         }
         Feed {
             pool,
@@ -94,7 +95,7 @@ where
 
     /// Submits the next chunk, if there are items left: its length and
     /// future.
-    fn next_chunk(&mut self) -> Option<(usize, Future<Block<R>>)> {
+    fn next_chunk(&mut self) -> Option<(usize, Future<Value>)> {
         let chunk: Vec<A> = self.items.chunk(self.chunksize);
         (!chunk.is_empty()).then(|| (chunk.len(), (self.submit)(self.pool, chunk)))
     }
@@ -111,9 +112,14 @@ where
         Some(Err(e))
     }
 
-    /// A chunk of `n` items has its outcome: it is handed out next.
-    fn land(&mut self, n: usize, outcome: Result<Block<R>, TaskError>) {
-        match outcome {
+    /// A chunk of `n` items has its outcome: it is decoded (here, in the
+    /// consumer's thread) and handed out next.
+    fn land(&mut self, n: usize, outcome: Result<Value, TaskError>) {
+        let decoded = outcome.and_then(|value| {
+            decode_result::<Block<R>>(value)
+                .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
+        });
+        match decoded {
             Ok(Block(values)) => self.current = values.into_iter(),
             Err(e) => self.failed = Some((n, e)),
         }
@@ -134,7 +140,7 @@ where
 /// handed to a worker (the running ones finish; no worker is killed).
 pub struct ProcessMap<'a, A, R> {
     feed: Feed<'a, A, R>,
-    in_flight: VecDeque<(usize, Future<Block<R>>)>,
+    in_flight: VecDeque<(usize, Future<Value>)>,
 }
 
 impl<A, R> fmt::Debug for ProcessMap<'_, A, R> {
@@ -235,7 +241,7 @@ impl<A, R> Drop for ProcessMap<'_, A, R> {
 /// yet handed to a worker.
 pub struct ProcessMapUnordered<'a, A, R> {
     feed: Feed<'a, A, R>,
-    in_flight: HashMap<u64, (usize, Future<Block<R>>)>,
+    in_flight: HashMap<u64, (usize, Future<Value>)>,
     next_key: u64,
     /// Each chunk's future says here when it is done.
     done_tx: mpsc::Sender<u64>,

@@ -21,7 +21,6 @@ pub use progress::WithProgress;
 
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -34,6 +33,7 @@ use manager::{Config, Init};
 use state::{Counts, Pending, Shared, Sink, State};
 
 use crate::blocking::lock;
+use crate::codec::CodecError;
 use crate::futures::state::{Promise, Stopper};
 use crate::futures::{Future, TaskError};
 use crate::ipc::Pipe;
@@ -440,10 +440,11 @@ struct Typed<R> {
     /// Taken when the task is answered.
     promise: Option<Promise<R>>,
     counts: Arc<Counts>,
-    _r: PhantomData<fn() -> R>,
+    /// Makes the future's value of the task's.
+    decode: fn(protocol::Value) -> Result<R, CodecError>,
 }
 
-impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
+impl<R: Send + 'static> Sink for Typed<R> {
     fn start(&self, stopper: Stopper) -> bool {
         self.promise
             .as_ref()
@@ -455,8 +456,8 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Typed<R> {
     }
 
     fn finish(mut self: Box<Self>, outcome: Result<protocol::Value, TaskError>) {
-        let value = outcome.and_then(|bytes| {
-            protocol::decode_result::<R>(bytes)
+        let value = outcome.and_then(|value| {
+            (self.decode)(value)
                 .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
         });
         if let Some(promise) = self.promise.take() {
@@ -607,6 +608,35 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        self.submit_decoding::<F, A, R, R>(arg, options, protocol::decode_result::<R>)
+    }
+
+    /// [`submit`](Self::submit), whose future holds the value as it
+    /// arrived, to be decoded by whoever takes it ([`map`](Self::map)
+    /// decodes its chunks in the consumer's thread, not the manager's).
+    pub(crate) fn submit_undecoded<F, A, R>(&self, _f: F, arg: A) -> Future<protocol::Value>
+    where
+        F: RemoteFn<A, R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_decoding::<F, A, R, protocol::Value>(arg, TaskOptions::default(), Ok)
+    }
+
+    /// Submits `F` with `arg`; the future's value is `decode` of the
+    /// task's value.
+    fn submit_decoding<F, A, R, T>(
+        &self,
+        arg: A,
+        options: TaskOptions,
+        decode: fn(protocol::Value) -> Result<T, CodecError>,
+    ) -> Future<T>
+    where
+        F: RemoteFn<A, R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+    {
         let (promise, future) = Promise::new();
         let (arg, fds) = match protocol::encode_arg(&arg) {
             Ok(a) => a,
@@ -624,7 +654,7 @@ impl ProcessPool {
         let sink = Box::new(Typed {
             promise: Some(promise),
             counts,
-            _r: PhantomData,
+            decode,
         });
         let entry = task::entry_for::<F, A, R>().to_wire();
         self.enqueue(entry, arg, fds, options, sink);
