@@ -464,16 +464,7 @@ impl Connection {
                 };
                 need = HEADER_LEN + header.len as usize;
                 if avail >= need {
-                    if rx.fds.len() < header.fds as usize {
-                        let e = CodecError::Malformed(format!(
-                            "frame announces {} descriptors, {} arrived",
-                            header.fds,
-                            rx.fds.len()
-                        ));
-                        rx.broken = Some(e.clone());
-                        return Err(RecvError::Codec(e));
-                    }
-                    return Ok(header);
+                    return whole(rx, header);
                 }
             }
             if rx.eof {
@@ -540,16 +531,7 @@ impl Connection {
         loop {
             let got = rx.large.as_ref().map_or(0, Vec::len);
             if got == len {
-                if rx.fds.len() < header.fds as usize {
-                    let e = CodecError::Malformed(format!(
-                        "frame announces {} descriptors, {} arrived",
-                        header.fds,
-                        rx.fds.len()
-                    ));
-                    rx.broken = Some(e.clone());
-                    return Err(RecvError::Codec(e));
-                }
-                return Ok(header);
+                return whole(rx, header);
             }
             if rx.eof {
                 return Err(RecvError::Truncated {
@@ -585,6 +567,21 @@ impl Connection {
             }
         })
     }
+}
+
+/// A frame whose bytes are all there: whole, if its descriptors came too
+/// (else the stream is broken for good).
+fn whole(rx: &mut RxState, header: Header) -> Result<Header, RecvError> {
+    if rx.fds.len() < header.fds as usize {
+        let e = CodecError::Malformed(format!(
+            "frame announces {} descriptors, {} arrived",
+            header.fds,
+            rx.fds.len()
+        ));
+        rx.broken = Some(e.clone());
+        return Err(RecvError::Codec(e));
+    }
+    Ok(header)
 }
 
 /// A whole large frame taken out of `rx` (see [`RxState::large`]): its
