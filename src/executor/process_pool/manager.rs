@@ -448,8 +448,8 @@ impl Manager {
     }
 
     /// Waits for an answer (in a ring — its bell — or on a socket), a
-    /// death, a deadline or a poke; returns which objects are ready: the wake pipe, then each worker's connection and
-    /// process.
+    /// death, a deadline or a poke; returns which objects are ready: the
+    /// wake pipe, then each worker's connection and process.
     fn sleep(&mut self, wake_rx: &Connection) -> Vec<bool> {
         let deadline = self
             .workers
