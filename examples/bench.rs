@@ -386,22 +386,24 @@ fn queue_large(n: usize) {
 fn shared_value_processes(per: usize) {
     const PROCS: usize = 2;
     let v = Value::new((PROCS * per) as i64).unwrap();
-    let t = Instant::now();
+    let ready = Atomic::<AtomicU32>::new(0).unwrap();
     let mut ps: Vec<_> = (0..PROCS)
         .map(|_| {
             Process::builder()
                 .start_method(StartMethod::Fork)
                 .start(
-                    |(v, per): (Value<i64>, usize)| {
+                    |(v, per, ready): (Value<i64>, usize, Atomic<AtomicU32>)| {
+                        start_together(&ready, PROCS);
                         for _ in 0..per {
                             *v.get_lock().lock().unwrap() -= 1;
                         }
                     },
-                    (v.clone(), per),
+                    (v.clone(), per, ready.clone()),
                 )
                 .unwrap()
         })
         .collect();
+    let t = all_ready(&ready, PROCS);
     ps.iter_mut().for_each(|p| p.join().unwrap());
     let rate = (PROCS * per) as f64 / t.elapsed().as_secs_f64();
     assert_eq!(v.get(), 0);
@@ -417,10 +419,11 @@ fn shared_value_processes(per: usize) {
     // mutex: no owner, no robustness, no poisoning) in shared memory.
     let word = Atomic::<AtomicU32>::new(0).unwrap();
     let counter = Atomic::<AtomicI64>::new((PROCS * per) as i64).unwrap();
-    let t = Instant::now();
+    let ready = Atomic::<AtomicU32>::new(0).unwrap();
     let pids: Vec<_> = (0..PROCS)
         .map(|_| {
             fork_raw(|| {
+                start_together(&ready, PROCS);
                 for _ in 0..per {
                     futex_lock(&word);
                     let v = counter.load(Ordering::Relaxed);
@@ -430,6 +433,7 @@ fn shared_value_processes(per: usize) {
             })
         })
         .collect();
+    let t = all_ready(&ready, PROCS);
     pids.into_iter().for_each(wait_raw);
     let rate = (PROCS * per) as f64 / t.elapsed().as_secs_f64();
     assert_eq!(counter.load(Ordering::Relaxed), 0);
@@ -438,6 +442,25 @@ fn shared_value_processes(per: usize) {
         ("lock", quoted("bare futex")),
     ];
     emit("shared_value_processes", rate, "ops/s", "raw", &extra);
+}
+
+/// A process of a contended workload says it is ready, then waits for the
+/// others: the figure is then the rate of processes that really contend,
+/// not how far apart they happened to start (with 100,000 operations each,
+/// the first was often done before the second began).
+fn start_together(ready: &AtomicU32, n: usize) {
+    ready.fetch_add(1, Ordering::SeqCst);
+    while (ready.load(Ordering::Acquire) as usize) < n {
+        std::hint::spin_loop();
+    }
+}
+
+/// The parent's side of [`start_together`]: the time the last one got ready.
+fn all_ready(ready: &AtomicU32, n: usize) -> Instant {
+    while (ready.load(Ordering::Acquire) as usize) < n {
+        std::thread::yield_now();
+    }
+    Instant::now()
 }
 
 /// 1, 4, 16 and 32 producer processes each put `per` 64-byte messages
@@ -896,7 +919,7 @@ fn main() {
         queue_large(2_000 / k);
     }
     if want("shared_value_processes") {
-        shared_value_processes(100_000 / k);
+        shared_value_processes(500_000 / k);
     }
     if want("spawn_join") {
         spawn_join(200 / k);
