@@ -228,6 +228,11 @@ mod tests {
         }
         got.sort_unstable();
         assert!(got.iter().copied().eq(0..N as u64), "each answer once");
+        // Every answer came, so the poster is done (or about to be).
+        while !t.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the poster hangs");
+            std::thread::yield_now();
+        }
         t.join().unwrap();
     }
 }
