@@ -358,12 +358,7 @@ impl Connection {
         }
         if rx.large.is_some() {
             // Too large to wait whole in the socket: read what is there.
-            return match self.fill(rx, Mode::NonBlock) {
-                Ok(_) => Ok(true),
-                Err(RecvError::Empty) => Ok(false),
-                Err(RecvError::Io(e)) => Err(RecvError::Io(e)),
-                Err(_) => Ok(true),
-            };
+            return self.read_what_is_there(rx);
         }
         let buffered = &rx.buf[rx.start..rx.end];
         let mut header = [0u8; HEADER_LEN];
@@ -392,6 +387,13 @@ impl Connection {
         }
         // Too large to wait whole in the socket, or its sender is gone with
         // half of it sent (`recv` then says `Truncated`): read what is there.
+        self.read_what_is_there(rx)
+    }
+
+    /// Reads what the socket holds of the frame at hand; whether a `recv`
+    /// now would end without waiting (a whole frame, or an error it
+    /// reports).
+    fn read_what_is_there(&self, rx: &mut RxState) -> Result<bool, RecvError> {
         match self.fill(rx, Mode::NonBlock) {
             Ok(_) => Ok(true),
             Err(RecvError::Empty) => Ok(false),
