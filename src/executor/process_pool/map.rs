@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ProcessPool;
-use super::protocol::{Value, decode_result};
+use super::protocol::{Value, decode_result, undecodable};
 use crate::codec::numbers::Block;
 use crate::executor::MapOptions;
 use crate::futures::{Future, TaskError};
@@ -115,10 +115,8 @@ where
     /// A chunk of `n` items has its outcome: it is decoded (here, in the
     /// consumer's thread) and handed out next.
     fn land(&mut self, n: usize, outcome: Result<Value, TaskError>) {
-        let decoded = outcome.and_then(|value| {
-            decode_result::<Block<R>>(value)
-                .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
-        });
+        let decoded =
+            outcome.and_then(|value| decode_result::<Block<R>>(value).map_err(undecodable));
         match decoded {
             Ok(Block(values)) => self.current = values.into_iter(),
             Err(e) => self.failed = Some((n, e)),

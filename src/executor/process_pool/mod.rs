@@ -456,10 +456,7 @@ impl<R: Send + 'static> Sink for Typed<R> {
     }
 
     fn finish(mut self: Box<Self>, outcome: Result<protocol::Value, TaskError>) {
-        let value = outcome.and_then(|value| {
-            (self.decode)(value)
-                .map_err(|e| TaskError::Broken(format!("cannot decode the result: {e}")))
-        });
+        let value = outcome.and_then(|value| (self.decode)(value).map_err(protocol::undecodable));
         if let Some(promise) = self.promise.take() {
             self.counts.ended(&value);
             promise.complete(value);

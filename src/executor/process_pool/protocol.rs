@@ -22,6 +22,7 @@ use super::answers::Answers;
 use super::claims::Claims;
 use crate::codec::handles::{Fd, FdsRef};
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::futures::TaskError;
 use crate::ipc::{Connection, Payload, SendError};
 use crate::os::image::ImageId;
 use crate::process::remote;
@@ -182,6 +183,11 @@ impl From<Payload> for Value {
     fn from(p: Payload) -> Value {
         Value::Encoded(p)
     }
+}
+
+/// How a task fails whose value does not decode.
+pub(crate) fn undecodable(e: CodecError) -> TaskError {
+    TaskError::Broken(format!("cannot decode the result: {e}"))
 }
 
 /// Decodes what [`encode_result`] wrote. A `Vec<u8>` is taken as one block
