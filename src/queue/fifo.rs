@@ -50,6 +50,7 @@ impl<T: Send> FifoCore<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
         match self {
             FifoCore::Ring(r) => r.push_until(item, deadline).map_err(put_error),
@@ -64,6 +65,7 @@ impl<T: Send> FifoCore<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
         match self {
             FifoCore::Ring(r) => r.pop_until(deadline).map_err(get_error),

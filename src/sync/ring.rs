@@ -335,6 +335,7 @@ impl<T> Ring<T> {
     }
 
     /// Adds `item`, waiting until `deadline` for room.
+    #[inline]
     pub(crate) fn push_until(
         &self,
         mut item: T,
@@ -363,6 +364,7 @@ impl<T> Ring<T> {
     }
 
     /// Takes the oldest item, waiting until `deadline` for one.
+    #[inline]
     pub(crate) fn pop_until(&self, deadline: Option<Instant>) -> Result<T, Nothing> {
         let backoff = Backoff::new();
         loop {
