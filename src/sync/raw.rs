@@ -84,8 +84,24 @@ impl RawLock {
 
     /// Takes the lock, waiting until `deadline` if there is one (`None`
     /// when it passed).
+    #[inline]
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Option<Acquired> {
         let me = shm::process_id();
+        if self.owner.load(Ordering::Relaxed) == 0
+            && self
+                .owner
+                .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(Acquired::Clean);
+        }
+        self.lock_contended(me, deadline)
+    }
+
+    /// [`lock`](Self::lock) once the lock was found taken: out of line, so
+    /// that the free lock costs its callers a load and a compare-and-swap.
+    #[inline(never)]
+    fn lock_contended(&self, me: ProcessId, deadline: Option<Instant>) -> Option<Acquired> {
         for _ in 0..SPINS {
             // Test, then test-and-set: spinning on a plain load leaves the
             // line shared, so the holder's unlock does not queue behind our
