@@ -177,25 +177,14 @@ impl Connection {
         self.send_frame(&codec::encode(value, self.max_message_size())?)
     }
 
-    /// [`send`](Self::send), encoding into `buf` (kept by the caller, so
-    /// that a sender of many large messages does not allocate and grow a
-    /// buffer for each).
-    pub(crate) fn send_reusing<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
-        let fds = codec::encode_into(value, self.max_message_size(), buf)?;
-        self.write_frame(buf, &fds)
-    }
-
     /// Sends a frame encoded earlier by [`codec::encode`].
     pub(crate) fn send_frame(&self, frame: &codec::Frame) -> Result<(), SendError> {
         self.write_frame(&frame.bytes, &frame.fds)
     }
 
-    /// Writes a frame's bytes with the descriptors that travel beside them.
-    fn write_frame(&self, bytes: &[u8], fds: &[OwnedFd]) -> Result<(), SendError> {
+    /// Writes a frame's bytes (encoded by [`codec::encode_into`]) with the
+    /// descriptors that travel beside them.
+    pub(crate) fn write_frame(&self, bytes: &[u8], fds: &[OwnedFd]) -> Result<(), SendError> {
         if !fds.is_empty() && !self.passes_fds {
             return Err(CodecError::Encode(
                 "handles (connections, queues, ...) cannot travel over a TCP connection".into(),
@@ -245,6 +234,18 @@ impl Connection {
     /// Receives a value, blocking until one arrives or the other end closes.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         self.frame(Mode::Block, decode)
+    }
+
+    /// Receives a value, blocking until one arrives or the other end closes;
+    /// `None` for an empty message (a doorbell: nothing to decode).
+    pub(crate) fn recv_unless_empty<T: DeserializeOwned>(&self) -> Result<Option<T>, RecvError> {
+        self.frame(Mode::Block, |p, fds| {
+            if p.is_empty() {
+                Ok(None)
+            } else {
+                decode(p, fds).map(Some)
+            }
+        })
     }
 
     /// Receives a value if a whole one is already there ([`RecvError::Empty`]

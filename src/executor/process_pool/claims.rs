@@ -29,9 +29,12 @@ use crate::sync::words::{WORDS, Words};
 pub(crate) const WINDOW: usize = 64;
 /// The word after the ring: the last task number the worker has read.
 const RECEIVED: usize = WINDOW;
-/// The word after that: the manager's doorbell ([`Answers`](super::answers)).
-const BELL: usize = WINDOW + 1;
-const _: () = assert!(BELL < WORDS);
+/// The word after that: the manager's doorbell, for the worker's answers
+/// ([`BellRing`](super::bell_ring::BellRing)).
+const MANAGER_BELL: usize = WINDOW + 1;
+/// Then the worker's doorbell, for its jobs.
+const WORKER_BELL: usize = WINDOW + 2;
+const _: () = assert!(WORKER_BELL < WORDS);
 
 const OFFERED: u64 = 1;
 const RUNNING: u64 = 2;
@@ -117,9 +120,11 @@ impl Claims {
         self.swap(n, RUNNING, STOPPING)
     }
 
-    /// Worker: it has read every task up to number `n`.
+    /// Worker: it has read every task up to number `n`. (Never backwards:
+    /// should a batch by the socket overtake one in the ring, the later
+    /// number stands.)
     pub(crate) fn received(&self, n: u64) {
-        self.words.get(RECEIVED).store(n, Ordering::Release);
+        self.words.get(RECEIVED).fetch_max(n, Ordering::AcqRel);
     }
 
     /// Dispatcher: whether the worker has read every task up to `n` (so
@@ -129,9 +134,16 @@ impl Claims {
     }
 
     /// The word the manager arms before it sleeps and a worker takes to
-    /// ring it ([`Answers`](super::answers::Answers)).
-    pub(crate) fn bell(&self) -> &AtomicU64 {
-        self.words.get(BELL)
+    /// ring it after posting an answer
+    /// ([`BellRing`](super::bell_ring::BellRing)).
+    pub(crate) fn manager_bell(&self) -> &AtomicU64 {
+        self.words.get(MANAGER_BELL)
+    }
+
+    /// The word the worker arms before it sleeps and the manager takes to
+    /// ring it after posting jobs.
+    pub(crate) fn worker_bell(&self) -> &AtomicU64 {
+        self.words.get(WORKER_BELL)
     }
 
     /// Whether the worker has claimed task `n` (it is running, or ran).

@@ -36,7 +36,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::answers::Answers;
+use super::bell_ring::BellRing;
 use super::dispatch;
 use super::protocol::{BatchOut, JobOut};
 use super::state::{Pending, Shared, fail_all, requeue_front, stopper};
@@ -415,7 +415,7 @@ impl Manager {
                     })
                     .collect(),
             };
-            let sent = w.conn.send_reusing(&out, &mut self.frame);
+            let sent = w.send_batch(&out, &mut self.frame);
             if self.frame.capacity() > FRAME_KEPT {
                 self.frame = Vec::new();
             }
@@ -469,7 +469,7 @@ impl Manager {
         // before a worker saw its bell armed is seen here.
         let mut answered = false;
         for w in &self.workers {
-            answered |= w.answers.arm(&w.claims);
+            answered |= w.answers.arm(w.claims.manager_bell());
         }
         let timeout = {
             let mut st = lock(&self.shared.state);
@@ -489,7 +489,7 @@ impl Manager {
         .unwrap_or_default();
         lock(&self.shared.state).asleep = false;
         for w in &self.workers {
-            Answers::disarm(&w.claims);
+            BellRing::disarm(w.claims.manager_bell());
         }
         let mut flags = vec![false; objects.len()];
         for i in ready {

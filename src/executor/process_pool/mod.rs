@@ -1,7 +1,7 @@
 //! `ProcessPool`: tasks in worker processes, each with its own `Future`;
 //! a worker that dies fails only the task it was running.
 
-mod answers;
+mod bell_ring;
 mod claims;
 mod dispatch;
 mod manager;

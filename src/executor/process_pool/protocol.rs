@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::answers::Answers;
+use super::bell_ring::BellRing;
 use super::claims::Claims;
 use crate::codec::handles::{Fd, FdsRef};
 use crate::codec::{self, CodecError, DEFAULT_MAX_MESSAGE_SIZE};
@@ -68,7 +68,10 @@ pub(crate) struct BatchOut<'a> {
 pub(crate) struct Hello {
     pub(crate) claims: Claims,
     /// Where the worker puts its small answers.
-    pub(crate) answers: Answers,
+    pub(crate) answers: BellRing,
+    /// Where the worker finds its jobs (those that came by the socket
+    /// aside).
+    pub(crate) jobs: BellRing,
     pub(crate) init: Option<(ImageId, i64, ByteBuf, Vec<Fd>)>,
     /// Resident memory above which the worker ends after a task.
     pub(crate) max_memory: Option<u64>,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
+use super::bell_ring::BellRing;
 use super::protocol::{Batch, Done, Hello, Outcome, Ready, byte_block, encode_result, send_block};
 use crate::codec;
 use crate::codec::handles::Fd;
@@ -117,11 +118,12 @@ fn run(
 /// if it can claim it on its board — until the pool closes the connection.
 pub(crate) fn worker_main(conn: Connection) {
     let conn = Rc::new(conn);
-    let Ok(hello) = conn.recv::<Hello>() else {
+    let Ok(mut hello) = conn.recv::<Hello>() else {
         return;
     };
     let ready = match hello
         .init
+        .take()
         .map(|(image, entry, arg, fds)| run(&image, entry, arg.into_vec(), fds, None))
     {
         None | Some(Answer::Outcome(Outcome::Returned(_)) | Answer::Sent(_)) => Ready(None),
@@ -140,7 +142,7 @@ pub(crate) fn worker_main(conn: Connection) {
     // Where an answer is encoded (reused).
     let mut buf = Vec::new();
     loop {
-        let batch: Batch = match conn.recv() {
+        let batch = match next_batch(&hello, &conn) {
             Ok(b) => b,
             Err(RecvError::Closed) => return,
             Err(e) => panic!("the pool's connection broke: {e}"),
@@ -177,6 +179,29 @@ pub(crate) fn worker_main(conn: Connection) {
                 // and starts a fresh worker.
                 return;
             }
+        }
+    }
+}
+
+/// The worker's next batch of jobs: from its ring, or — when the ring is
+/// empty — whatever comes first on its socket: a batch, or the bell that
+/// says one was put in the ring ([`BellRing`](super::bell_ring::BellRing)).
+fn next_batch(hello: &Hello, conn: &Connection) -> Result<Batch, RecvError> {
+    let bell = hello.claims.worker_bell();
+    loop {
+        match hello.jobs.take() {
+            Ok(Some(payload)) => return Ok(codec::decode(payload.bytes(), Vec::new())?),
+            Ok(None) => {}
+            Err(e) => panic!("the pool's job ring is damaged: {e}"),
+        }
+        if hello.jobs.arm(bell) {
+            BellRing::disarm(bell);
+            continue;
+        }
+        let got = conn.recv_unless_empty::<Batch>();
+        BellRing::disarm(bell);
+        if let Some(batch) = got? {
+            return Ok(batch);
         }
     }
 }

@@ -5,15 +5,17 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use super::answers::{self, Answers};
+use super::bell_ring::{self, BellRing};
 use super::claims::Claims;
 use super::dispatch;
 use super::manager::Config;
 use super::protocol::{Hello, Outcome, Read, Ready, Value, read_done};
 use super::state::Pending;
 use super::task;
+use crate::codec;
 use crate::codec::handles::Fd;
 use crate::futures::TaskError;
 use crate::ipc::{Connection, Payload, Pipe, RecvError, SendError};
@@ -41,7 +43,9 @@ pub(crate) struct Worker {
     pub(crate) conn: Connection,
     pub(crate) claims: Claims,
     /// Its small answers, in shared memory.
-    pub(crate) answers: Answers,
+    pub(crate) answers: BellRing,
+    /// Its batches of jobs, in shared memory.
+    pub(crate) jobs: BellRing,
     /// Not ready yet: its initializer runs.
     pub(crate) starting: bool,
     /// Why its start failed, in its own words.
@@ -84,6 +88,18 @@ impl Worker {
             max_tasks,
         )
     }
+
+    /// Sends a batch of jobs: through its ring when it can (encoded into
+    /// `frame`, kept by the manager), by its socket otherwise.
+    pub(crate) fn send_batch<T: Serialize>(
+        &self,
+        batch: &T,
+        frame: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let fds = codec::encode_into(batch, self.conn.max_message_size(), frame)?;
+        self.jobs
+            .post_frame(frame, &fds, self.claims.worker_bell(), &self.conn)
+    }
 }
 
 /// Starts a worker process and sends it its board and initializer; it says
@@ -91,7 +107,8 @@ impl Worker {
 pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Worker, String> {
     let (ours, theirs) = Pipe::duplex().map_err(|e| e.to_string())?;
     let claims = Claims::new().map_err(|e| e.to_string())?;
-    let answers = Answers::new().map_err(|e| e.to_string())?;
+    let answers = BellRing::answers().map_err(|e| e.to_string())?;
+    let jobs = BellRing::jobs().map_err(|e| e.to_string())?;
     let init = match &cfg.init {
         None => None,
         Some(init) => {
@@ -114,6 +131,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
     let hello = Hello {
         claims: claims.clone(),
         answers: answers.clone(),
+        jobs: jobs.clone(),
         init,
         max_memory: cfg.max_memory,
     };
@@ -133,6 +151,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         conn: ours,
         claims,
         answers,
+        jobs,
         starting: true,
         start_error: None,
         sent: VecDeque::new(),
@@ -200,7 +219,7 @@ pub(crate) fn collect(
                     let _ = w.process.kill();
                     return;
                 }
-                None if answers::is_bell(&payload) => {}
+                None if bell_ring::is_bell(&payload) => {}
                 None => read(w, cfg, payload),
             },
             Err(RecvError::Empty) | Err(RecvError::Closed) | Err(RecvError::Truncated { .. }) => {
