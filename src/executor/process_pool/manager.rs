@@ -352,6 +352,11 @@ impl Manager {
         let weak = Arc::downgrade(&self.shared);
         {
             let mut st = lock(&self.shared.state);
+            for w in self.workers.iter_mut().chain(&mut self.spare) {
+                if !w.answered.is_empty() && !st.keep_answered(&mut w.answered) {
+                    w.answered.clear();
+                }
+            }
             let max_tasks = self.cfg.max_tasks_per_child;
             let mut plan: Vec<dispatch::Batch> = self
                 .workers

@@ -455,7 +455,7 @@ impl<R: Send + 'static> Sink for Typed<R> {
         self.promise.as_ref().is_none_or(Promise::is_done)
     }
 
-    fn finish(mut self: Box<Self>, outcome: Result<protocol::Value, TaskError>) {
+    fn complete(&mut self, outcome: Result<protocol::Value, TaskError>) {
         let value = outcome.and_then(|value| (self.decode)(value).map_err(protocol::undecodable));
         if let Some(promise) = self.promise.take() {
             self.counts.ended(&value);
@@ -693,10 +693,12 @@ impl ProcessPool {
             started: false,
         });
         let wake = st.must_wake();
+        let answered = st.take_answered();
         drop(st);
         if wake {
             self.shared.poke();
         }
+        drop(answered);
     }
 
     /// `f` over every item, in worker processes, one item per task; the

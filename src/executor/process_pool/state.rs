@@ -42,8 +42,13 @@ pub(crate) trait Sink: Send {
     fn start(&self, stopper: Stopper) -> bool;
     /// The future is done already (cancelled while it waited to run again).
     fn is_done(&self) -> bool;
+    /// Completes the future with the value or an error, keeping what is
+    /// left to be dropped later (maybe by another thread).
+    fn complete(&mut self, outcome: Result<Value, TaskError>);
     /// Completes the future with the value or an error.
-    fn finish(self: Box<Self>, outcome: Result<Value, TaskError>);
+    fn finish(mut self: Box<Self>, outcome: Result<Value, TaskError>) {
+        self.complete(outcome)
+    }
 }
 
 /// What submitters and the manager share.
@@ -80,6 +85,10 @@ impl Counts {
     }
 }
 
+/// Answered tasks kept for the submitters to free, at most; past that the
+/// manager frees them itself (nobody submits).
+const ANSWERED_KEPT: usize = 4096;
+
 pub(crate) struct State {
     pub(crate) queue: VecDeque<Pending>,
     pub(crate) shutdown: bool,
@@ -97,6 +106,13 @@ pub(crate) struct State {
     pub(crate) asleep: bool,
     /// The pids of the local workers (the manager keeps it current).
     pub(crate) worker_pids: Vec<u32>,
+    /// Answered tasks, whose memory (the argument, the future's end) the
+    /// next submitter frees: allocated by a submitting thread, freed by
+    /// the manager's, each such block cost the allocator a slow path on
+    /// both sides.
+    pub(crate) answered: Vec<Vec<Pending>>,
+    /// Tasks in `answered`.
+    pub(crate) answered_len: usize,
 }
 
 impl State {
@@ -111,7 +127,27 @@ impl State {
             cancels: Vec::new(),
             asleep: false,
             worker_pids: Vec::new(),
+            answered: Vec::new(),
+            answered_len: 0,
         }
+    }
+
+    /// Takes answered tasks over, to be freed by the next submitter; false
+    /// (they are not taken) when [`ANSWERED_KEPT`] are waiting already.
+    pub(crate) fn keep_answered(&mut self, tasks: &mut Vec<Pending>) -> bool {
+        if self.answered_len >= ANSWERED_KEPT {
+            return false;
+        }
+        self.answered_len += tasks.len();
+        self.answered.push(std::mem::take(tasks));
+        true
+    }
+
+    /// The answered tasks, for the caller to drop once it has let go of
+    /// the state's lock.
+    pub(crate) fn take_answered(&mut self) -> Vec<Vec<Pending>> {
+        self.answered_len = 0;
+        std::mem::take(&mut self.answered)
     }
 
     /// Whether the manager must be poked after this change (at most once

@@ -52,6 +52,9 @@ pub(crate) struct Worker {
     pub(crate) start_error: Option<String>,
     /// Handed over and not answered, in order.
     pub(crate) sent: VecDeque<Sent>,
+    /// Answered since the manager last looked at the pool's state (where
+    /// it leaves them for a submitter to free: `State::keep_answered`).
+    pub(crate) answered: Vec<Pending>,
     pub(crate) next_n: u64,
     pub(crate) done: usize,
     pub(crate) killed: Option<Kill>,
@@ -155,6 +158,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         starting: true,
         start_error: None,
         sent: VecDeque::new(),
+        answered: Vec::new(),
         next_n: 0,
         done: 0,
         killed: None,
@@ -264,8 +268,12 @@ fn answered(w: &mut Worker, cfg: &Config, n: u64, result: Result<Value, TaskErro
     let Some(i) = w.sent.iter().position(|s| s.n == n) else {
         return;
     };
-    let s = w.sent.remove(i).expect("an index from position");
-    s.task.sink.finish(result);
+    let mut s = w.sent.remove(i).expect("an index from position");
+    s.task.sink.complete(result);
+    // Descriptors are closed now (a pipe's reader may wait for its end);
+    // the rest goes back to a submitter to free.
+    s.task.fds.clear();
+    w.answered.push(s.task);
     w.done += 1;
     if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {
         w.retiring = true;

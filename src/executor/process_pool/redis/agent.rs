@@ -262,7 +262,7 @@ impl Sink for AgentSink {
         false
     }
 
-    fn finish(mut self: Box<Self>, outcome: Result<Value, TaskError>) {
+    fn complete(&mut self, outcome: Result<Value, TaskError>) {
         self.answer(outcome);
     }
 }
