@@ -485,6 +485,7 @@ impl Connection {
                 // (with the bytes of it already here).
                 let len = need - HEADER_LEN;
                 let mut large = Vec::with_capacity(len);
+                crate::os::pages::prefault_spare(&mut large);
                 large.extend_from_slice(&rx.buf[rx.start + HEADER_LEN..rx.end]);
                 rx.end = rx.start + HEADER_LEN;
                 rx.large = Some(large);

@@ -14,10 +14,12 @@
 //! - [`bootstrap`]: the marker a re-executed child finds in its environment.
 //! - [`lifeline`]: a pipe that hangs up when the program ends, so that
 //!   daemon children and pool workers die with it.
+//! - [`pages`]: faulting in a large receive buffer's pages in one call.
 
 pub(crate) mod bootstrap;
 pub(crate) mod image;
 pub(crate) mod lifeline;
+pub(crate) mod pages;
 pub(crate) mod proc;
 pub(crate) mod shm;
 pub(crate) mod sock;
