@@ -5,19 +5,19 @@
 //! # How a task travels
 //!
 //! Jobs go to a worker in batches (one message, one system call) of up to
-//! [`DEPTH`] jobs; a worker is refilled when half of its batch is done, so a
+//! [`DEPTH`](super::dispatch::DEPTH) jobs; a worker is refilled when half of its batch is done, so a
 //! busy worker always has the next job at hand. Each job is numbered on the
-//! worker's [`Claims`] board: the worker claims a job before running it,
+//! worker's [`Claims`](super::claims::Claims) board: the worker claims a job before running it,
 //! and the manager can revoke one it has not claimed — to cancel it, to
 //! give it to an idle worker (the tail of a long batch moves to whoever
 //! runs dry), or to move it off a worker being recycled. When a worker
 //! dies, the board says which job it was running (that one fails) and which
 //! it never started (those run elsewhere): nothing is lost or run twice.
 //!
-//! Small answers come back through a ring in shared memory, not the
-//! socket ([`Answers`]): a worker rings the manager's bell — an empty
-//! message on its socket — only when the manager sleeps, so a busy pool
-//! answers without a system call per task.
+//! Batches of jobs go out, and small answers come back, through two rings
+//! in shared memory per worker, not the socket ([`BellRing`]): each side
+//! rings the other's bell — an empty message on the socket — only when the
+//! other sleeps, so a busy pool runs tasks without a system call per task.
 //!
 //! A job with a timeout is only handed to a worker with nothing else to do,
 //! and nothing is queued behind it: its clock starts when it is sent.

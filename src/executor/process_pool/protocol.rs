@@ -4,11 +4,12 @@
 //!
 //! | from → to | message |
 //! |---|---|
-//! | pool → worker, first | [`Hello`]: the claims board, the answers' ring, the initializer, the memory cap |
+//! | pool → worker, first | [`Hello`]: the claims board, the answers' and the jobs' rings, the initializer, the memory cap |
 //! | worker → pool, first | [`Ready`]: ready, or why the initializer failed |
-//! | pool → worker | [`Batch`] ([`BatchOut`] as sent): numbered [`Job`]s |
-//! | worker → pool | [`Done`]: a job's number and its [`Outcome`] (small ones by the [`Answers`] ring) |
-//! | worker → pool | an empty message: the [`Answers`] bell |
+//! | pool → worker | [`Batch`] ([`BatchOut`] as sent): numbered [`Job`]s (by the jobs' [`BellRing`], unless it has descriptors or is large) |
+//! | pool → worker | an empty message: the worker's bell |
+//! | worker → pool | [`Done`]: a job's number and its [`Outcome`] (small ones by the answers' [`BellRing`]) |
+//! | worker → pool | an empty message: the manager's bell |
 
 use std::os::fd::OwnedFd;
 

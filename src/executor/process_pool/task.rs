@@ -185,7 +185,7 @@ pub(crate) fn worker_main(conn: Connection) {
 
 /// The worker's next batch of jobs: from its ring, or — when the ring is
 /// empty — whatever comes first on its socket: a batch, or the bell that
-/// says one was put in the ring ([`BellRing`](super::bell_ring::BellRing)).
+/// says one was put in the ring ([`BellRing`]).
 fn next_batch(hello: &Hello, conn: &Connection) -> Result<Batch, RecvError> {
     let bell = hello.claims.worker_bell();
     loop {

@@ -122,7 +122,7 @@ redis.call('DEL', KEYS[3], KEYS[4])
 return t
 ";
 
-/// Takes the tasks named in ARGV out of the list KEYS[1], keeping the
+/// Takes the tasks named in ARGV out of the list `KEYS[1]`, keeping the
 /// others in their order; returns those taken. One pass over the list.
 pub(crate) const TAKE_OUT: &str = r"
 local mine = {}
