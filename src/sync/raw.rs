@@ -121,15 +121,22 @@ impl RawLock {
     #[inline]
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Option<Acquired> {
         let me = shm::process_id();
-        if self.owner.load(Ordering::Relaxed) == 0
+        if self.take_if_free(me) {
+            return Some(Acquired::Clean);
+        }
+        self.lock_contended(me, deadline)
+    }
+
+    /// Test, then test-and-set: looking with a plain load leaves the line
+    /// shared, so a holder's unlock does not queue behind failed
+    /// compare-and-swaps.
+    #[inline(always)]
+    fn take_if_free(&self, me: ProcessId) -> bool {
+        self.owner.load(Ordering::Relaxed) == 0
             && self
                 .owner
                 .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
-        {
-            return Some(Acquired::Clean);
-        }
-        self.lock_contended(me, deadline)
     }
 
     /// [`lock`](Self::lock) once the lock was found taken: out of line, so
@@ -148,12 +155,7 @@ impl RawLock {
             }
             spent += pause;
             pause *= 2;
-            if self.owner.load(Ordering::Relaxed) == 0
-                && self
-                    .owner
-                    .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if self.take_if_free(me) {
                 return Some(Acquired::Clean);
             }
         }
