@@ -34,6 +34,18 @@ pub(crate) struct Pending {
     pub(crate) started: bool,
 }
 
+impl Pending {
+    /// An answered task, made ready to wait for a submitter to free it:
+    /// its descriptors are closed now (a pipe's reader may wait for its
+    /// end), and so is a large argument.
+    pub(crate) fn answered(&mut self) {
+        self.fds.clear();
+        if self.arg.capacity() > ARG_KEPT {
+            self.arg = Vec::new();
+        }
+    }
+}
+
 /// The typed end of a task's future, behind a trait object so that the
 /// manager handles tasks of every type.
 pub(crate) trait Sink: Send {
@@ -85,9 +97,15 @@ impl Counts {
     }
 }
 
-/// Answered tasks kept for the submitters to free, at most; past that the
-/// manager frees them itself (nobody submits).
-const ANSWERED_KEPT: usize = 4096;
+/// Answered tasks kept for the submitters to free, at most, and the bytes
+/// of their arguments; past either the manager frees them itself (nobody
+/// submits, or the arguments are large).
+const ANSWERED_KEPT: usize = 1024;
+const ANSWERED_BYTES_KEPT: usize = 4 << 20;
+
+/// An answered task's argument larger than this is freed at once, by the
+/// manager (a map's chunk of 1,000 numbers, 8 KB, is kept).
+const ARG_KEPT: usize = 16 << 10;
 
 pub(crate) struct State {
     pub(crate) queue: VecDeque<Pending>,
@@ -111,8 +129,9 @@ pub(crate) struct State {
     /// the manager's, each such block cost the allocator a slow path on
     /// both sides.
     pub(crate) answered: Vec<Vec<Pending>>,
-    /// Tasks in `answered`.
+    /// Tasks in `answered`, and the bytes of their arguments.
     pub(crate) answered_len: usize,
+    pub(crate) answered_bytes: usize,
 }
 
 impl State {
@@ -129,16 +148,19 @@ impl State {
             worker_pids: Vec::new(),
             answered: Vec::new(),
             answered_len: 0,
+            answered_bytes: 0,
         }
     }
 
     /// Takes answered tasks over, to be freed by the next submitter; false
-    /// (they are not taken) when [`ANSWERED_KEPT`] are waiting already.
+    /// (they are not taken) when [`ANSWERED_KEPT`] tasks or
+    /// [`ANSWERED_BYTES_KEPT`] bytes of arguments are waiting already.
     pub(crate) fn keep_answered(&mut self, tasks: &mut Vec<Pending>) -> bool {
-        if self.answered_len >= ANSWERED_KEPT {
+        if self.answered_len >= ANSWERED_KEPT || self.answered_bytes >= ANSWERED_BYTES_KEPT {
             return false;
         }
         self.answered_len += tasks.len();
+        self.answered_bytes += tasks.iter().map(|t| t.arg.capacity()).sum::<usize>();
         self.answered.push(std::mem::take(tasks));
         true
     }
@@ -146,7 +168,7 @@ impl State {
     /// The answered tasks, for the caller to drop once it has let go of
     /// the state's lock.
     pub(crate) fn take_answered(&mut self) -> Vec<Vec<Pending>> {
-        self.answered_len = 0;
+        (self.answered_len, self.answered_bytes) = (0, 0);
         std::mem::take(&mut self.answered)
     }
 
@@ -201,5 +223,78 @@ pub(crate) fn fail_all(shared: &Shared, why: String) {
         if p.started || p.sink.start(Box::new(|| {})) {
             p.sink.finish(Err(TaskError::Broken(why.clone())));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+
+    impl Sink for Quiet {
+        fn start(&self, _: Stopper) -> bool {
+            true
+        }
+        fn is_done(&self) -> bool {
+            false
+        }
+        fn complete(&mut self, _: Result<Value, TaskError>) {}
+    }
+
+    fn task(arg_len: usize, fds: usize) -> Pending {
+        Pending {
+            id: 0,
+            entry: 0,
+            arg: vec![0; arg_len],
+            fds: (0..fds).map(|_| rustix::pipe::pipe().unwrap().0).collect(),
+            timeout: None,
+            retries: 0,
+            sink: Box::new(Quiet),
+            started: true,
+        }
+    }
+
+    #[test]
+    fn an_answered_task_closes_its_descriptors_and_frees_a_large_argument_at_once() {
+        let mut small = task(ARG_KEPT, 2);
+        small.answered();
+        assert!(small.fds.is_empty());
+        assert_eq!(
+            small.arg.len(),
+            ARG_KEPT,
+            "a small argument waits for a submitter"
+        );
+        let mut large = task(ARG_KEPT + 1, 0);
+        large.answered();
+        assert_eq!(large.arg.capacity(), 0);
+    }
+
+    #[test]
+    fn answered_tasks_kept_for_submitters_are_bounded_in_number_and_bytes() {
+        let mut st = State::new();
+        let mut kept = 0;
+        loop {
+            let mut batch: Vec<Pending> = (0..48).map(|_| task(16, 0)).collect();
+            if !st.keep_answered(&mut batch) {
+                assert_eq!(batch.len(), 48, "refused tasks stay with the manager");
+                break;
+            }
+            assert!(batch.is_empty());
+            kept += 48;
+        }
+        assert!((ANSWERED_KEPT..ANSWERED_KEPT + 48).contains(&kept));
+        assert_eq!(st.take_answered().iter().map(Vec::len).sum::<usize>(), kept);
+        assert!(st.take_answered().is_empty());
+        // By bytes: arguments of 16 KiB stop it at 4 MiB.
+        let mut kept_bytes = 0;
+        loop {
+            let mut batch = vec![task(ARG_KEPT, 0)];
+            if !st.keep_answered(&mut batch) {
+                break;
+            }
+            kept_bytes += ARG_KEPT;
+        }
+        assert!((ANSWERED_BYTES_KEPT..ANSWERED_BYTES_KEPT + ARG_KEPT + 1).contains(&kept_bytes));
     }
 }

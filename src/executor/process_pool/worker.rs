@@ -270,9 +270,7 @@ fn answered(w: &mut Worker, cfg: &Config, n: u64, result: Result<Value, TaskErro
     };
     let mut s = w.sent.remove(i).expect("an index from position");
     s.task.sink.complete(result);
-    // Descriptors are closed now (a pipe's reader may wait for its end);
-    // the rest goes back to a submitter to free.
-    s.task.fds.clear();
+    s.task.answered();
     w.answered.push(s.task);
     w.done += 1;
     if cfg.max_tasks_per_child.is_some_and(|m| w.done >= m) {
