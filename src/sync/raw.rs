@@ -14,13 +14,13 @@
 //! Why not the kernel's robust futex list (or a robust `pthread_mutex`)? A
 //! thread has a single robust-list head and glibc owns it: our own list
 //! would replace glibc's, and splicing into glibc's depends on its private
-//! layout. A robust `pthread_mutex` is sound but cannot tell a dead owner
-//! from a pid that was reused, nor be placed in our own shared structures
-//! with their poison and counts. The cost of our scheme is that death is noticed within
-//! `DEATH_CHECK` (5 ms) of a waiter's sleep instead of at once, and that a
-//! thread which dies *alone* (its process living on) while holding the lock
-//! is not detected — in Rust a thread only ends holding a guard by unwinding,
-//! which releases and poisons the lock instead.
+//! layout. A robust `pthread_mutex` is sound, but it is glibc's object, not
+//! one word we can place beside our own poison and counts. The cost of our
+//! scheme is that death is noticed within `DEATH_CHECK` (5 ms) of a
+//! waiter's sleep instead of at once, and that a thread which dies *alone*
+//! (its process living on) while holding the lock is not detected — in Rust
+//! a thread only ends holding a guard by unwinding, which releases and
+//! poisons the lock instead.
 //!
 //! # Waiting
 //!

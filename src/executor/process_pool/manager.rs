@@ -4,11 +4,12 @@
 //!
 //! # How a task travels
 //!
-//! Jobs go to a worker in batches (one message, one system call) of up to
-//! [`DEPTH`](super::dispatch::DEPTH) jobs; a worker is refilled when half of its batch is done, so a
-//! busy worker always has the next job at hand. Each job is numbered on the
-//! worker's [`Claims`](super::claims::Claims) board: the worker claims a job before running it,
-//! and the manager can revoke one it has not claimed — to cancel it, to
+//! Jobs go to a worker in batches (one message) of up to
+//! [`DEPTH`](super::dispatch::DEPTH) jobs; a worker is refilled when half
+//! of its batch is done, so a busy worker always has the next job at hand.
+//! Each job is numbered on the worker's [`Claims`](super::claims::Claims)
+//! board: the worker claims a job before running it, and the manager can
+//! revoke one it has not claimed — to cancel it, to
 //! give it to an idle worker (the tail of a long batch moves to whoever
 //! runs dry), or to move it off a worker being recycled. When a worker
 //! dies, the board says which job it was running (that one fails) and which
