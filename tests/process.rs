@@ -270,3 +270,50 @@ fn big_argument_and_big_result() {
         assert!(back.iter().rev().eq(data.iter()), "{m:?}");
     }
 }
+
+/// What a fork server's child reports: two variables of its environment,
+/// its working directory; it also prints a line on its standard output.
+fn surroundings((): ()) -> ([Option<String>; 2], String) {
+    println!("printed by the fork server's child");
+    (
+        ["MULTIPROC_TEST_SET", "MULTIPROC_TEST_GONE"].map(|k| std::env::var(k).ok()),
+        std::env::current_dir().unwrap().display().to_string(),
+    )
+}
+
+/// In a fresh process: starts the fork server, then changes its environment,
+/// working directory and standard output, and starts a fork server child.
+fn change_then_start(dir: String) -> (([Option<String>; 2], String), String) {
+    // SAFETY (the three calls): this re-executed child runs only this
+    // function, on its only thread: nothing reads the environment meanwhile.
+    unsafe { std::env::set_var("MULTIPROC_TEST_GONE", "removed after the server started") };
+    process::ensure_fork_server().unwrap();
+    unsafe { std::env::set_var("MULTIPROC_TEST_SET", "set after the server started") };
+    unsafe { std::env::remove_var("MULTIPROC_TEST_GONE") };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::env::set_current_dir(&dir).unwrap();
+    let out = std::fs::File::create("out.txt").unwrap();
+    rustix::stdio::dup2_stdout(&out).unwrap();
+    let mut p = start!(StartMethod::ForkServer, surroundings, ());
+    let seen = p.join_in_time().unwrap();
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    (seen, cwd)
+}
+
+#[test]
+fn a_fork_server_child_starts_with_its_parents_surroundings_of_now() {
+    let _c = common::clean();
+    let dir = std::env::temp_dir().join(common::unique_name("surroundings"));
+    let mut p = start!(
+        StartMethod::Spawn,
+        change_then_start,
+        dir.display().to_string()
+    );
+    let (([set, gone], child_cwd), parent_cwd) = p.join_in_time().unwrap();
+    assert_eq!(set.as_deref(), Some("set after the server started"));
+    assert_eq!(gone, None);
+    assert_eq!(child_cwd, parent_cwd);
+    let printed = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+    assert_eq!(printed, "printed by the fork server's child\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

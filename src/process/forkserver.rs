@@ -8,16 +8,26 @@
 //! its status ([`Reply::Exited`]) on the child's status channel. The parent
 //! signals and polls the child through that pidfd, so there is no pid-reuse
 //! race even though the child is the server's, not the parent's.
+//!
+//! The server's environment, working directory and standard streams are
+//! the parent's of when it started. A request carries how the parent's
+//! differ now (variables set or removed, the directory and streams as
+//! descriptors, only those that changed); the child takes them over before
+//! it runs, so that it starts where a re-executed (`Spawn`) child would —
+//! not with a stale environment, CPython's forkserver trap.
 
+use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use serde_bytes::{ByteBuf, Bytes};
 
-use crate::codec::handles::Fd;
+use crate::codec::handles::{Fd, FdRef};
 use crate::ipc::{Connection, Pipe, RecvError};
 use crate::os::lifeline;
-use crate::os::proc::{self, ExitStatus, Pidfd};
+use crate::os::proc::{self, Changes, ExitStatus, Pidfd, Surroundings};
 use crate::os::sock;
 
 use super::child::{EXIT_FAILED, StartHeader, run_child};
@@ -29,13 +39,24 @@ struct RequestRef<'a> {
     header: &'a StartHeader,
     conn: &'a Connection,
     status: &'a Connection,
+    env: Vec<(&'a Bytes, Option<&'a Bytes>)>,
+    cwd: Option<FdRef<'a>>,
+    stdio: [Option<FdRef<'a>>; 3],
 }
 
+/// A request: the child's header and channels, and how the asker's
+/// surroundings (environment, working directory, standard streams) differ
+/// from the server's, which are the asker's of when the server started: the
+/// child takes the differences over before it runs, so that it starts as a
+/// re-executed child would.
 #[derive(Deserialize)]
 struct Request {
     header: StartHeader,
     conn: Connection,
     status: Connection,
+    env: Vec<(ByteBuf, Option<ByteBuf>)>,
+    cwd: Option<Fd>,
+    stdio: [Option<Fd>; 3],
 }
 
 /// What the server says about one child.
@@ -49,6 +70,8 @@ pub(crate) enum Reply {
 struct Server {
     conn: Connection,
     process: Pidfd,
+    /// Ours when it started: its own, and so its children's.
+    surroundings: Surroundings,
 }
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
@@ -61,6 +84,7 @@ fn running(slot: &mut Option<Server>) -> Result<&Server, StartError> {
     }
     if slot.is_none() {
         let (ours, theirs) = sock::socketpair()?;
+        let surroundings = Surroundings::here();
         let pid = proc::spawn_self(theirs.as_fd(), "forkserver")?;
         drop(theirs);
         let conn = Connection::from_fd(ours);
@@ -71,6 +95,7 @@ fn running(slot: &mut Option<Server>) -> Result<&Server, StartError> {
         *slot = Some(Server {
             conn,
             process: Pidfd::open(pid)?,
+            surroundings,
         });
     }
     Ok(slot.as_ref().expect("just set"))
@@ -83,23 +108,49 @@ pub fn ensure_running() -> Result<(), StartError> {
     running(&mut SERVER.lock().unwrap_or_else(|e| e.into_inner())).map(|_| ())
 }
 
+/// Sends `server` the request for a child running `header` on `conn`, its
+/// status on `status`.
+fn ask(
+    server: &Server,
+    header: &StartHeader,
+    conn: &Connection,
+    status: &Connection,
+) -> Result<(), crate::ipc::SendError> {
+    let changes = server.surroundings.changes()?;
+    fn bytes(s: &OsString) -> &Bytes {
+        Bytes::new(s.as_bytes())
+    }
+    fn fd(fd: &Option<OwnedFd>) -> Option<FdRef<'_>> {
+        fd.as_ref().map(|fd| FdRef(fd.as_fd()))
+    }
+    server.conn.send(&RequestRef {
+        header,
+        conn,
+        status,
+        env: (changes.env.iter())
+            .map(|(k, v)| (bytes(k), v.as_ref().map(bytes)))
+            .collect(),
+        cwd: fd(&changes.cwd),
+        stdio: [
+            fd(&changes.stdio[0]),
+            fd(&changes.stdio[1]),
+            fd(&changes.stdio[2]),
+        ],
+    })
+}
+
 /// Asks the server for a child running `header`; returns our end of the
 /// child's channel and the child.
 pub(crate) fn start(header: &StartHeader) -> Result<(Connection, ChildProc), StartError> {
     let (ours, theirs) = Pipe::duplex()?;
     let (status, status_theirs) = Pipe::duplex()?;
-    let request = RequestRef {
-        header,
-        conn: &theirs,
-        status: &status_theirs,
-    };
     {
         let mut slot = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-        let mut sent = running(&mut slot)?.conn.send(&request);
+        let mut sent = ask(running(&mut slot)?, header, &theirs, &status_theirs);
         if matches!(sent, Err(crate::ipc::SendError::Closed)) {
             // The server died since the last request: start a new one, once.
             slot.take();
-            sent = running(&mut slot)?.conn.send(&request);
+            sent = ask(running(&mut slot)?, header, &theirs, &status_theirs);
         }
         sent.map_err(|e| StartError::ForkServer(e.to_string()))?;
     }
@@ -169,6 +220,9 @@ pub(crate) fn serve(parent: Connection) -> i32 {
             header,
             conn,
             status,
+            env,
+            cwd,
+            stdio,
         } = match st.parent.recv::<Request>() {
             Ok(r) => r,
             Err(RecvError::Codec(_)) => continue,
@@ -176,7 +230,13 @@ pub(crate) fn serve(parent: Connection) -> i32 {
         };
         let mut conn = Some(conn);
         let mut status_slot = Some(status);
-        let forked = proc::fork_with(|| {
+        let os = |b: ByteBuf| OsString::from_vec(b.into_vec());
+        let adopt = Changes {
+            env: env.into_iter().map(|(k, v)| (os(k), v.map(os))).collect(),
+            cwd: cwd.map(|Fd(fd)| fd),
+            stdio: stdio.map(|fd| fd.map(|Fd(fd)| fd)),
+        };
+        let forked = proc::fork_adopting(Some(adopt), || {
             // In the child: close the server's descriptors (they are never
             // used again here), keep only the channel to the parent.
             drop(state.take());

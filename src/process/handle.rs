@@ -26,7 +26,7 @@ use super::{forkserver, registry};
 /// | method | how | cost here | safe after threads started |
 /// |---|---|---|---|
 /// | `Spawn` (default) | re-executes this binary through `/proc/self/exe` | about the cost of `std::process::Command` | yes |
-/// | `ForkServer` | asks a clean single-threaded server process to fork | a fraction of a millisecond | yes |
+/// | `ForkServer` | asks a clean single-threaded server process to fork; the child takes over the caller's environment, working directory and standard streams of the moment | a fraction of a millisecond | yes |
 /// | `Fork` | `fork()` of the calling process | fastest | **no** (see below) |
 ///
 /// # `Fork` is unsafe to use after threads were started
