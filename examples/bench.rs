@@ -634,16 +634,27 @@ fn pool_map(pool: &ProcessPool, n: usize, name: &str, extra: &[(&str, String)]) 
     emit(name, us, "us/item", "multiproc", &extra);
 }
 
-/// A pool of 2 workers runs 1,000 tasks; every 100th aborts its worker.
+/// A pool of 2 workers runs 1,000 tasks; every 100th aborts its worker:
+/// the default pool (workers from the fork server), then one whose workers
+/// are re-executed (`Spawn`); the `method` key says which.
 fn pool_crash_recovery(n: usize) {
-    let pool = ProcessPool::new(2);
-    pool.submit(|()| (), ()).result().unwrap(); // the workers are started
-    crash_recovery(&pool, n, "pool_crash_recovery");
+    for (method, key) in [
+        (StartMethod::ForkServer, "forkserver"),
+        (StartMethod::Spawn, "spawn"),
+    ] {
+        let pool = ProcessPool::builder()
+            .max_workers(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        pool.submit(|()| (), ()).result().unwrap(); // the workers are started
+        crash_recovery(&pool, n, "pool_crash_recovery", &[("method", quoted(key))]);
+    }
 }
 
 /// Times the workload of `pool_crash_recovery` on `pool`; prints it as
-/// `name`.
-fn crash_recovery(pool: &ProcessPool, n: usize, name: &str) {
+/// `name`, with the `extra` keys.
+fn crash_recovery(pool: &ProcessPool, n: usize, name: &str, extra: &[(&str, String)]) {
     let t = Instant::now();
     let futures: Vec<_> = (0..n as u64)
         .map(|i| {
@@ -667,10 +678,9 @@ fn crash_recovery(pool: &ProcessPool, n: usize, name: &str) {
         }
     }
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    let extra = [
-        ("completed", completed.to_string()),
-        ("innocent_lost", innocent_lost.to_string()),
-    ];
+    let mut extra = extra.to_vec();
+    extra.push(("completed", completed.to_string()));
+    extra.push(("innocent_lost", innocent_lost.to_string()));
     emit(name, ms, "ms", "multiproc", &extra);
 }
 
@@ -811,7 +821,7 @@ mod dist {
     }
 
     pub(super) fn dist_crash_recovery(c: &Cluster, n: usize) {
-        crash_recovery(&c.pool(), n, "dist_crash_recovery");
+        crash_recovery(&c.pool(), n, "dist_crash_recovery", &[]);
     }
 }
 

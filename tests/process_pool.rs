@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use multiproc::executor::{MapOptions, ProcessPool, TaskOptions};
 use multiproc::futures::{TaskError, as_completed};
-use multiproc::process::ExitStatus;
+use multiproc::process::{ExitStatus, StartMethod};
 
 fn chunks(n: usize) -> MapOptions {
     MapOptions::default().chunksize(n)
@@ -167,11 +167,21 @@ fn after_a_death_a_spare_started_ahead_takes_the_next_place() {
 
 #[test]
 fn workers_killed_at_random_under_load() {
+    for method in [StartMethod::ForkServer, StartMethod::Spawn] {
+        workers_killed_at_random(method);
+    }
+}
+
+fn workers_killed_at_random(method: StartMethod) {
     let _c = common::clean();
-    // Children from before the pool (the fork server) are not its workers.
-    let before: HashSet<u32> = common::children().into_iter().map(|(p, _)| p).collect();
+    // Processes from before the pool (the fork server) are not its workers.
+    let before: HashSet<u32> = common::descendants().into_iter().map(|(p, _)| p).collect();
     const TASKS: u64 = 10_000;
-    let pool = ProcessPool::new(2);
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .start_method(method)
+        .build()
+        .unwrap();
     let futures: Vec<_> = (0..TASKS)
         .map(|x| {
             pool.submit(
@@ -188,7 +198,7 @@ fn workers_killed_at_random_under_load() {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(me);
     while !futures.last().unwrap().done() {
         std::thread::sleep(Duration::from_millis(3));
-        let workers: Vec<u32> = common::children()
+        let workers: Vec<u32> = common::descendants()
             .into_iter()
             .filter(|(pid, zombie)| !zombie && !before.contains(pid))
             .map(|(pid, _)| pid)
@@ -219,10 +229,13 @@ fn workers_killed_at_random_under_load() {
             Err(e) => panic!("task {x}: {e}"),
         }
     }
-    assert!(kills > 0, "no worker was killed: the test tested nothing");
+    assert!(
+        kills > 0,
+        "{method:?}: no worker was killed: the test tested nothing"
+    );
     assert!(died <= kills, "{died} tasks failed with only {kills} kills");
     eprintln!(
-        "{kills} kills, {died} tasks lost with their worker, {} completed",
+        "{method:?}: {kills} kills, {died} tasks lost with their worker, {} completed",
         TASKS - died
     );
 }

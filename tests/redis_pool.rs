@@ -477,10 +477,12 @@ fn a_forged_task_is_never_executed() {
     real.cancel();
 }
 
-/// Kills the agent whose local pool runs it (its parent).
+/// Kills the agent whose local pool runs it (the process that started it:
+/// its parent, or the parent of its fork server).
 fn kill_my_agent(_: ()) {
-    // SAFETY: kill(2) of our parent process.
-    unsafe { libc::kill(libc::getppid(), libc::SIGKILL) };
+    let agent = multiproc::process::parent_process().unwrap().pid;
+    // SAFETY: kill(2) of the agent process.
+    unsafe { libc::kill(agent as libc::pid_t, libc::SIGKILL) };
     std::thread::sleep(Duration::from_secs(30));
 }
 

@@ -41,7 +41,23 @@ pub fn zombies() -> Vec<u32> {
 
 /// Children of this process (pid, is a zombie).
 pub fn children() -> Vec<(u32, bool)> {
-    let me = std::process::id();
+    children_of(std::process::id())
+}
+
+/// This process's children and theirs (pid, is a zombie): a fork server's
+/// children (pool workers, `ForkServer` processes) are our grandchildren.
+pub fn descendants() -> Vec<(u32, bool)> {
+    let mine = children();
+    let mut out = mine.clone();
+    for (pid, _) in mine {
+        out.extend(children_of(pid));
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Children of process `me` (pid, is a zombie).
+pub fn children_of(me: u32) -> Vec<(u32, bool)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -78,7 +94,7 @@ pub fn clean() -> Clean {
     multiproc::process::ensure_fork_server().unwrap();
     Clean {
         fds: open_fds(),
-        children: children(),
+        children: descendants(),
         _lock: lock,
         _watchdog: watchdog("a test"),
     }
@@ -92,12 +108,12 @@ impl Drop for Clean {
         // Children whose handles were dropped while they ran end on their
         // own and are reaped by `active_children`; wait (bounded) for that.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while children() != self.children && std::time::Instant::now() < deadline {
+        while descendants() != self.children && std::time::Instant::now() < deadline {
             multiproc::process::active_children();
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(zombies(), Vec::<u32>::new(), "zombie children left behind");
-        assert_eq!(children(), self.children, "child processes left behind");
+        assert_eq!(descendants(), self.children, "child processes left behind");
         assert_eq!(open_fds(), self.fds, "descriptors leaked");
     }
 }
