@@ -756,10 +756,17 @@ fn rendezvous((dir, n): (String, usize)) -> u32 {
 #[test]
 fn a_fresh_pool_runs_n_waiting_tasks_on_n_workers() {
     let _c = common::clean();
-    for n in [2usize, 4, 6] {
+    for (n, method) in [2usize, 4, 6]
+        .into_iter()
+        .flat_map(|n| [(n, StartMethod::ForkServer), (n, StartMethod::Spawn)])
+    {
         for round in 0..3 {
-            let pool = ProcessPool::new(n);
-            let dir = marker(&format!("rendezvous-{n}-{round}"));
+            let pool = ProcessPool::builder()
+                .max_workers(n)
+                .start_method(method)
+                .build()
+                .unwrap();
+            let dir = marker(&format!("rendezvous-{n}-{method:?}-{round}"));
             std::fs::create_dir_all(&dir).unwrap();
             let futures: Vec<_> = (0..n)
                 .map(|_| pool.submit(rendezvous, (dir.clone(), n)))
@@ -768,7 +775,7 @@ fn a_fresh_pool_runs_n_waiting_tasks_on_n_workers() {
                 .iter()
                 .map(|f| f.result_in_time().unwrap())
                 .collect();
-            assert_eq!(pids.len(), n, "each task on its own worker");
+            assert_eq!(pids.len(), n, "{method:?}: each task on its own worker");
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
