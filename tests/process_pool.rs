@@ -693,8 +693,9 @@ fn large_arguments_and_results_do_not_jam_the_pipes() {
 }
 
 /// `Vec<u8>` results of every size come back whole — the large ones as a
-/// block of their own, received into a buffer of their exact size — and a
-/// worker killed in the middle of sending one fails that task only.
+/// block of their own, received into a buffer of their exact size, or (1 MiB
+/// and more) copied from the worker's memory — and a worker killed in the
+/// middle of handing one over fails that task only.
 #[test]
 fn large_byte_results_arrive_whole_and_a_death_mid_send_fails_one_task() {
     let _c = common::clean();
@@ -704,7 +705,17 @@ fn large_byte_results_arrive_whole_and_a_death_mid_send_fails_one_task() {
             .map(|i| (i % 253) as u8 ^ (len % 7) as u8)
             .collect()
     }
-    let sizes = [0, 1, (64 << 10) - 1, 64 << 10, (1 << 20) + 3, 20 << 20];
+    let sizes = [
+        0,
+        1,
+        (64 << 10) - 1,
+        64 << 10,
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 3,
+        20 << 20,
+        (40 << 20) + 1,
+    ];
     let futures: Vec<_> = sizes
         .iter()
         .flat_map(|&len| {

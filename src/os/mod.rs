@@ -15,11 +15,13 @@
 //! - [`lifeline`]: a pipe that hangs up when the program ends, so that
 //!   daemon children and pool workers die with it.
 //! - [`pages`]: faulting in a large receive buffer's pages in one call.
+//! - [`peer_memory`]: copying a large value out of another process's memory.
 
 pub(crate) mod bootstrap;
 pub(crate) mod image;
 pub(crate) mod lifeline;
 pub(crate) mod pages;
+pub(crate) mod peer_memory;
 pub(crate) mod proc;
 pub(crate) mod shm;
 pub(crate) mod sock;

@@ -5,16 +5,20 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::region::{Region, SharedSafe};
 
 /// The number of words in a [`Words`] array.
 pub(crate) const WORDS: usize = 72;
+/// The number of 32-bit words beside them, which a process can sleep on
+/// (a futex is 32 bits).
+pub(crate) const WORDS32: usize = 2;
 
 #[repr(C)]
 pub(crate) struct WordsState {
     words: [AtomicU64; WORDS],
+    words32: [AtomicU32; WORDS32],
 }
 
 // SAFETY: atomics only; all zero is a valid array of zero words.
@@ -45,5 +49,11 @@ impl Words {
     /// Word `i` (panics past [`WORDS`]: a bug of the caller).
     pub(crate) fn get(&self, i: usize) -> &AtomicU64 {
         &self.region.header().words[i]
+    }
+
+    /// 32-bit word `i`, to sleep on with [`wait`](crate::os::shm::wait)
+    /// (panics past [`WORDS32`]).
+    pub(crate) fn get32(&self, i: usize) -> &AtomicU32 {
+        &self.region.header().words32[i]
     }
 }

@@ -23,6 +23,10 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+use crate::os::shm;
 use crate::sync::words::{WORDS, Words};
 
 /// Words on the board: the most tasks a worker may be handed ahead.
@@ -35,6 +39,12 @@ const MANAGER_BELL: usize = WINDOW + 1;
 /// Then the worker's doorbell, for its jobs.
 const WORKER_BELL: usize = WINDOW + 2;
 const _: () = assert!(WORKER_BELL < WORDS);
+/// The 32-bit word on which a worker waits for the manager's reply to a
+/// value it offered to be read from its memory: 0 while it waits.
+const READ_REPLY: usize = 0;
+/// The manager's replies.
+const READ_TAKEN: u32 = 1;
+const READ_REFUSED: u32 = 2;
 
 const OFFERED: u64 = 1;
 const RUNNING: u64 = 2;
@@ -144,6 +154,37 @@ impl Claims {
     /// ring it after posting jobs.
     pub(crate) fn worker_bell(&self) -> &AtomicU64 {
         self.words.get(WORKER_BELL)
+    }
+
+    fn read_reply(&self) -> &AtomicU32 {
+        self.words.get32(READ_REPLY)
+    }
+
+    /// Worker: about to offer a value to be read from its memory (before
+    /// it says so): no reply yet.
+    pub(crate) fn offer_read(&self) {
+        self.read_reply().store(0, Ordering::Relaxed);
+    }
+
+    /// Manager: the value offered was read (`true`) or cannot be (`false`);
+    /// wakes the worker.
+    pub(crate) fn reply_read(&self, taken: bool) {
+        let reply = if taken { READ_TAKEN } else { READ_REFUSED };
+        self.read_reply().store(reply, Ordering::Release);
+        shm::wake(self.read_reply(), 1);
+    }
+
+    /// Worker: waits for the reply to its offer — whether the value was
+    /// read — looking every `every` whether `gone` (the pool gone: `None`).
+    pub(crate) fn wait_read(&self, every: Duration, gone: impl Fn() -> bool) -> Option<bool> {
+        loop {
+            match self.read_reply().load(Ordering::Acquire) {
+                READ_TAKEN => return Some(true),
+                READ_REFUSED => return Some(false),
+                _ if gone() => return None,
+                now => shm::wait(self.read_reply(), now, Some(Instant::now() + every)),
+            }
+        }
     }
 
     /// Whether the worker has claimed task `n` (it is running, or ran).

@@ -20,6 +20,15 @@
 //! rings the other's bell — an empty message on the socket — only when the
 //! other sleeps, so a busy pool runs tasks without a system call per task.
 //!
+//! A large `Vec<u8>` value does not take the socket where the kernel lets
+//! the pool read its workers' memory (`process_vm_readv`): the worker says
+//! where the bytes are and waits on its board; the manager copies them —
+//! in parts, on several threads for a large one — into the buffer that
+//! becomes the value, then replies on the board. Where the read is not
+//! allowed, the manager replies so and the worker sends the bytes by the
+//! socket, as a block of their own, received into a buffer of their exact
+//! size.
+//!
 //! A job with a timeout is only handed to a worker with nothing else to do,
 //! and nothing is queued behind it: its clock starts when it is sent.
 //!

@@ -9,6 +9,7 @@
 //! | pool → worker | [`Batch`] ([`BatchOut`] as sent): numbered [`Job`]s (by the jobs' [`BellRing`], unless it has descriptors or is large) |
 //! | pool → worker | an empty message: the worker's bell |
 //! | worker → pool | [`Done`]: a job's number and its [`Outcome`] (small ones by the answers' [`BellRing`]) |
+//! | worker → pool | a large `Vec<u8>` value: where it is in the worker's memory ([`offer_read`]; the pool replies on the worker's board), or the few bytes before it and then the bytes ([`send_block`]) |
 //! | worker → pool | an empty message: the manager's bell |
 
 use std::os::fd::OwnedFd;
@@ -76,6 +77,11 @@ pub(crate) struct Hello {
     pub(crate) init: Option<(ImageId, i64, ByteBuf, Vec<Fd>)>,
     /// Resident memory above which the worker ends after a task.
     pub(crate) max_memory: Option<u64>,
+    /// The worker's own: set once the pool has refused to read a value
+    /// from its memory (not allowed here), so later ones go by the socket
+    /// at once.
+    #[serde(skip)]
+    pub(crate) read_refused: std::cell::Cell<bool>,
 }
 
 /// How a task ended in the worker: its value encoded.
@@ -239,6 +245,24 @@ pub(crate) fn send_block(conn: &Connection, n: u64, bytes: &[u8]) -> Result<(), 
     conn.send_bytes(bytes)
 }
 
+/// In the place of `Outcome`'s variant, this number says the value is to
+/// be read from the worker's memory ([`offer_read`]).
+const IN_MEMORY: u32 = 4;
+
+/// Says that job `n` returned the `Vec<u8>` `bytes`, to be read where it
+/// is, in the worker's memory (`process_vm_readv`): the job number,
+/// [`IN_MEMORY`], the length, the address. The worker keeps the bytes
+/// until the pool replies on its board
+/// ([`Claims::wait_read`](super::claims::Claims::wait_read)).
+pub(crate) fn offer_read(conn: &Connection, n: u64, bytes: &[u8]) -> Result<(), SendError> {
+    let mut offer = [0u8; 28];
+    offer[..8].copy_from_slice(&n.to_le_bytes());
+    offer[8..12].copy_from_slice(&IN_MEMORY.to_le_bytes());
+    offer[12..20].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    offer[20..].copy_from_slice(&(bytes.as_ptr() as usize as u64).to_le_bytes());
+    conn.send_bytes(&offer)
+}
+
 /// What an answer's message says.
 #[derive(Debug)]
 pub(crate) enum Read {
@@ -247,6 +271,9 @@ pub(crate) enum Read {
     /// Job `n` returned a `Vec<u8>` of `len` bytes, which is the next
     /// message ([`send_block`]).
     Block(u64, u64),
+    /// Job `n` returned a `Vec<u8>` of `len` bytes at `addr` in the
+    /// worker's memory ([`offer_read`]).
+    InMemory { n: u64, len: u64, addr: u64 },
 }
 
 /// Reads a [`Done`] from its payload. A returned value is left where it
@@ -262,6 +289,10 @@ pub(crate) fn read_done(payload: Payload) -> Result<Read, CodecError> {
         }
         if before[8..12] == BLOCK.to_le_bytes() && b.len() == 20 {
             return Ok(Read::Block(n, len));
+        }
+        if before[8..12] == IN_MEMORY.to_le_bytes() && b.len() == 28 {
+            let addr = u64::from_le_bytes(b[20..28].try_into().expect("8 bytes"));
+            return Ok(Read::InMemory { n, len, addr });
         }
     }
     let done: Done = codec::decode(b, Vec::new())?;

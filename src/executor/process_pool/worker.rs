@@ -3,6 +3,7 @@
 //! answers are collected, how jobs are taken back from it.
 
 use std::collections::VecDeque;
+use std::io;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -20,6 +21,7 @@ use crate::codec::handles::Fd;
 use crate::futures::TaskError;
 use crate::ipc::{Connection, Payload, Pipe, RecvError, SendError};
 use crate::os::image::ImageId;
+use crate::os::peer_memory;
 use crate::process::Process;
 
 /// Why the pool killed a worker that had a task running.
@@ -137,6 +139,7 @@ pub(crate) fn spawn_worker(cfg: &Config, n: usize, image: ImageId) -> Result<Wor
         jobs: jobs.clone(),
         init,
         max_memory: cfg.max_memory,
+        read_refused: Default::default(),
     };
     match ours.send(&hello) {
         // A worker that died at once (killed from outside, say) is buried
@@ -246,6 +249,7 @@ fn read(w: &mut Worker, cfg: &Config, payload: Payload) {
             w.block = Some((n, len));
             return;
         }
+        Ok(Read::InMemory { n, len, addr }) => return read_from_memory(w, cfg, n, len, addr),
         Err(e) => {
             tracing::warn!(target: "multiproc::pool", pid = w.process.pid(), %e, "a worker's answer does not decode");
             let _ = w.process.kill();
@@ -261,6 +265,33 @@ fn read(w: &mut Worker, cfg: &Config, payload: Payload) {
         Err(Outcome::Failed(why)) => Err(TaskError::Broken(why)),
     };
     answered(w, cfg, n, result);
+}
+
+/// Job `n` returned a `Vec<u8>` of `len` bytes at `addr` in the worker's
+/// memory: copied from there (one copy, in parts on several threads for a
+/// large one), then the worker is told it may go on. Refused — the worker
+/// then sends the bytes by its socket — where this process may not read
+/// the worker's memory, or the value is larger than a message may be.
+/// A worker that died meanwhile says nothing: its death fails the task.
+fn read_from_memory(w: &mut Worker, cfg: &Config, n: u64, len: u64, addr: u64) {
+    let limit = w.conn.max_message_size() as u64;
+    let copied = match usize::try_from(len) {
+        Ok(len) if len as u64 <= limit => peer_memory::read(w.process.pid(), addr, len),
+        _ => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+    };
+    match copied {
+        // Still alive after the copy: the pid named the worker throughout.
+        Ok(bytes) if w.process.is_alive() => {
+            answered(w, cfg, n, Ok(Value::Bytes(bytes)));
+            w.claims.reply_read(true);
+        }
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+        Err(e) => {
+            tracing::debug!(target: "multiproc::pool", pid = w.process.pid(), %e, "a worker's value cannot be read from its memory: it sends it");
+            w.claims.reply_read(false);
+        }
+    }
 }
 
 /// Job `n` of the worker is answered: its task's future is fulfilled.
