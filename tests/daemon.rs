@@ -118,3 +118,62 @@ fn a_daemon_whose_parent_returns_normally_ends_too() {
     parent.join_in_time().unwrap();
     until("the daemon ends with its parent", || ended(daemon));
 }
+
+/// A daemon started through a fork server that belongs to another program
+/// — a forked child using its parent's — dies with its own program: it
+/// watches its own program's lifeline, not the server's.
+#[test]
+fn a_daemon_dies_with_its_own_program_when_the_fork_server_is_anothers() {
+    let _c = common::clean();
+    let report = Queue::<u32>::new(1).unwrap();
+    let mut program = Process::builder()
+        .start_method(StartMethod::Fork)
+        .start(
+            |q: Queue<u32>| {
+                let d = Process::builder()
+                    .start_method(StartMethod::ForkServer)
+                    .daemon(true)
+                    .start(sleep_long, ())
+                    .unwrap();
+                q.put(&d.pid()).unwrap();
+                std::thread::sleep(Duration::from_secs(300));
+            },
+            report.clone(),
+        )
+        .unwrap();
+    let daemon = report.get_timeout(DEADLINE).unwrap();
+    program.kill().unwrap();
+    let _ = program.join_in_time();
+    until("the daemon ends with its own program", || ended(daemon));
+}
+
+/// A daemon forked by a fork server that its own program started ends
+/// with that server too (it has no thread watching its program: it dies
+/// with its parent, the server, which dies with the program).
+#[test]
+fn a_fork_server_daemon_ends_with_its_server() {
+    let _c = common::clean();
+    let report = Queue::<(u32, Vec<u32>)>::new(1).unwrap();
+    let mut program = Process::start(
+        |q: Queue<(u32, Vec<u32>)>| {
+            multiproc::process::ensure_fork_server().unwrap();
+            let servers = common::children().into_iter().map(|(p, _)| p).collect();
+            let d = Process::builder()
+                .start_method(StartMethod::ForkServer)
+                .daemon(true)
+                .start(sleep_long, ())
+                .unwrap();
+            q.put(&(d.pid(), servers)).unwrap();
+            std::thread::sleep(Duration::from_secs(300));
+        },
+        report.clone(),
+    )
+    .unwrap();
+    let (daemon, servers) = report.get_timeout(DEADLINE).unwrap();
+    assert_eq!(servers.len(), 1, "the program's only child is its fork server");
+    // SAFETY: kill(2) of the fork server this test's program started.
+    unsafe { libc::kill(servers[0] as i32, libc::SIGKILL) };
+    until("the daemon ends with its fork server", || ended(daemon));
+    program.kill().unwrap();
+    let _ = program.join_in_time();
+}

@@ -262,6 +262,28 @@ fn identity(stat: io::Result<rustix::fs::Stat>) -> Option<(u64, u64)> {
     stat.ok().map(|s| (s.st_dev, s.st_ino))
 }
 
+/// What file (pipe, socket, …) `fd` is open on: its device and inode.
+pub(crate) fn file_id(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    identity(rustix::fs::fstat(fd).map_err(io::Error::from))
+}
+
+/// Makes this process end (SIGKILL) when its parent does — the kernel's
+/// parent-death signal, tied to the thread that forked it, here the only
+/// thread of the fork server. Where the parent is not `parent` any more (it
+/// ended before the signal was set), ends at once. `false` where the
+/// kernel refused the setting (nothing changed then).
+pub(crate) fn die_with_parent(parent: u32) -> bool {
+    use rustix::process::{Signal, getppid, set_parent_process_death_signal};
+    if set_parent_process_death_signal(Some(Signal::KILL)).is_err() {
+        return false;
+    }
+    if getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(parent) {
+        let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
+        exit_now(137)
+    }
+    true
+}
+
 fn stdio() -> [BorrowedFd<'static>; 3] {
     use rustix::stdio;
     [stdio::stdin(), stdio::stdout(), stdio::stderr()]

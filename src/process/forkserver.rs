@@ -15,6 +15,12 @@
 //! descriptors, only those that changed); the child takes them over before
 //! it runs, so that it starts where a re-executed (`Spawn`) child would —
 //! not with a stale environment, CPython's forkserver trap.
+//!
+//! The server dies with the program that started it (it watches the
+//! program's lifeline). A daemon child handed that same lifeline does not
+//! start a thread to watch it: the kernel kills it when the server dies
+//! (its parent-death signal), which saves ~0.1 ms of each start of a pool
+//! worker (0.36 → 0.25 ms for a daemon here).
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -183,6 +189,11 @@ pub(crate) fn serve(parent: Connection) -> i32 {
     let Ok(Fd(lifeline)) = parent.recv::<Fd>() else {
         return 1;
     };
+    // A daemon child handed this very lifeline dies with the server instead
+    // of watching the pipe on a thread of its own: the server dies with the
+    // program (below), and the kernel kills the child then (its parent-death
+    // signal). That saves a thread per pool worker: ~0.1 ms of a start.
+    let (me, own_lifeline) = (proc::getpid(), proc::file_id(lifeline.as_fd()));
     let mut state = Some(State {
         parent,
         lifeline,
@@ -241,6 +252,14 @@ pub(crate) fn serve(parent: Connection) -> i32 {
             // used again here), keep only the channel to the parent.
             drop(state.take());
             drop(status_slot.take());
+            let mut header = header;
+            if let Some(Fd(end)) = &header.lifeline
+                && own_lifeline.is_some()
+                && proc::file_id(end.as_fd()) == own_lifeline
+                && proc::die_with_parent(me)
+            {
+                header.lifeline = None;
+            }
             match conn.take() {
                 Some(conn) => run_child(conn, header, None),
                 None => EXIT_FAILED,

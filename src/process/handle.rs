@@ -93,7 +93,10 @@ impl Builder {
     /// Python's, this holds however the program ends — returning from
     /// `main`, `exit`, a panic that aborts, a crash, a SIGKILL — because
     /// the child watches a pipe that the kernel closes with its parent.
-    /// Pool workers are always started this way.
+    /// Pool workers are always started this way. A daemon forked by a fork
+    /// server its program started leaves the watching to the server, which
+    /// dies with the program: the daemon dies with the server (the kernel's
+    /// parent-death signal) — also should the server alone be killed.
     ///
     /// A process that is not a daemon keeps running after its program ends
     /// (it is reparented to init); Python would wait for it at a normal
