@@ -170,7 +170,11 @@ fn a_fork_server_daemon_ends_with_its_server() {
     )
     .unwrap();
     let (daemon, servers) = report.get_timeout(DEADLINE).unwrap();
-    assert_eq!(servers.len(), 1, "the program's only child is its fork server");
+    assert_eq!(
+        servers.len(),
+        1,
+        "the program's only child is its fork server"
+    );
     // SAFETY: kill(2) of the fork server this test's program started.
     unsafe { libc::kill(servers[0] as i32, libc::SIGKILL) };
     until("the daemon ends with its fork server", || ended(daemon));
