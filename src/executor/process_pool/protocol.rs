@@ -111,14 +111,25 @@ impl Done {
 /// into a frame first (a test checks the bytes are serde's).
 pub(crate) fn send_returned(conn: &Connection, n: u64, parts: &[&[u8]]) -> Result<(), SendError> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut before = [0u8; 20];
-    before[..8].copy_from_slice(&n.to_le_bytes());
-    before[8..12].copy_from_slice(&0u32.to_le_bytes()); // `Returned`
-    before[12..].copy_from_slice(&(len as u64).to_le_bytes());
+    let before = answer_head(n, RETURNED, len as u64);
     let mut all = Vec::with_capacity(parts.len() + 1);
     all.push(&before[..]);
     all.extend_from_slice(parts);
     conn.send_parts(&all)
+}
+
+/// `Outcome::Returned`'s number on the wire.
+const RETURNED: u32 = 0;
+
+/// The first bytes of an answer the worker writes by hand, as serde would
+/// write a [`Done`] whose value is `len` bytes: the job number, the
+/// variant's number (`Outcome`'s, or [`BLOCK`], [`IN_MEMORY`]), the length.
+fn answer_head(n: u64, variant: u32, len: u64) -> [u8; 20] {
+    let mut head = [0u8; 20];
+    head[..8].copy_from_slice(&n.to_le_bytes());
+    head[8..12].copy_from_slice(&variant.to_le_bytes());
+    head[12..].copy_from_slice(&len.to_le_bytes());
+    head
 }
 
 /// The worker's first message: ready, or why its initializer failed.
@@ -237,11 +248,7 @@ const BLOCK: u32 = 3;
 /// large message into a buffer of its own, of its exact size: that buffer
 /// is the `Vec<u8>` its future hands out.
 pub(crate) fn send_block(conn: &Connection, n: u64, bytes: &[u8]) -> Result<(), SendError> {
-    let mut before = [0u8; 20];
-    before[..8].copy_from_slice(&n.to_le_bytes());
-    before[8..12].copy_from_slice(&BLOCK.to_le_bytes());
-    before[12..].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-    conn.send_bytes(&before)?;
+    conn.send_bytes(&answer_head(n, BLOCK, bytes.len() as u64))?;
     conn.send_bytes(bytes)
 }
 
@@ -256,9 +263,7 @@ const IN_MEMORY: u32 = 4;
 /// ([`Claims::wait_read`](super::claims::Claims::wait_read)).
 pub(crate) fn offer_read(conn: &Connection, n: u64, bytes: &[u8]) -> Result<(), SendError> {
     let mut offer = [0u8; 28];
-    offer[..8].copy_from_slice(&n.to_le_bytes());
-    offer[8..12].copy_from_slice(&IN_MEMORY.to_le_bytes());
-    offer[12..20].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    offer[..20].copy_from_slice(&answer_head(n, IN_MEMORY, bytes.len() as u64));
     offer[20..].copy_from_slice(&(bytes.as_ptr() as usize as u64).to_le_bytes());
     conn.send_bytes(&offer)
 }
@@ -284,7 +289,7 @@ pub(crate) fn read_done(payload: Payload) -> Result<Read, CodecError> {
     if let Some(before) = b.get(..20) {
         let n = u64::from_le_bytes(before[..8].try_into().expect("8 bytes"));
         let len = u64::from_le_bytes(before[12..20].try_into().expect("8 bytes"));
-        if before[8..12] == 0u32.to_le_bytes() && len == (b.len() - 20) as u64 {
+        if before[8..12] == RETURNED.to_le_bytes() && len == (b.len() - 20) as u64 {
             return Ok(Read::Done(n, Ok(payload.advance(20))));
         }
         if before[8..12] == BLOCK.to_le_bytes() && b.len() == 20 {
