@@ -14,7 +14,10 @@
 //! differ now (variables set or removed, the directory and streams as
 //! descriptors, only those that changed); the child takes them over before
 //! it runs, so that it starts where a re-executed (`Spawn`) child would —
-//! not with a stale environment, CPython's forkserver trap.
+//! not with a stale environment, CPython's forkserver trap. Other process
+//! attributes — resource limits, umask, user and groups, signal
+//! dispositions — are the server's: the program's when the server started
+//! (on first use, or at [`ensure_running`]).
 //!
 //! The server dies with the program that started it (it watches the
 //! program's lifeline). A daemon child handed that same lifeline does not

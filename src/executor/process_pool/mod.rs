@@ -224,7 +224,9 @@ impl Builder {
     /// takes about a millisecond of a core (measured: `pool_crash_recovery`
     /// 10–12 ms with `Spawn`, 5–6 ms with `ForkServer`). It still starts
     /// with the environment, working directory and standard streams the
-    /// pool's process has at that moment, as a `Spawn` worker would.
+    /// pool's process has at that moment, as a `Spawn` worker would; other
+    /// attributes (resource limits, umask, user) are those of when the fork
+    /// server started — choose `Spawn` for a program that changes them.
     pub fn start_method(mut self, method: StartMethod) -> Builder {
         self.method = method;
         self
