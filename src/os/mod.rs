@@ -16,6 +16,8 @@
 //!   daemon children and pool workers die with it.
 //! - [`pages`]: faulting in a large receive buffer's pages in one call.
 //! - [`peer_memory`]: copying a large value out of another process's memory.
+//! - [`surroundings`]: the environment, directory and standard streams a
+//!   fork server's child takes over from the program that asked for it.
 
 pub(crate) mod bootstrap;
 pub(crate) mod image;
@@ -25,3 +27,4 @@ pub(crate) mod peer_memory;
 pub(crate) mod proc;
 pub(crate) mod shm;
 pub(crate) mod sock;
+pub(crate) mod surroundings;

@@ -23,9 +23,9 @@ const PARTS_MAX: usize = 4;
 ///
 /// An error leaves nothing behind: `EPERM` (not allowed to read that
 /// process), `ESRCH` (it is gone), `EFAULT` (no such memory there), or no
-/// thread to be had for a part. The
-/// caller must make sure `pid` still names the process it meant once the
-/// copy is done (a pidfd, say): a pid is reused once its process is reaped.
+/// thread to be had for a part. The caller must make sure `pid` still
+/// names the process it meant once the copy is done (a pidfd, say): a pid
+/// is reused once its process is reaped.
 pub(crate) fn read(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let parts = (len / PART_MIN).clamp(1, cores.min(PARTS_MAX));

@@ -248,23 +248,9 @@ pub(crate) fn fork_with(child: impl FnOnce() -> i32) -> io::Result<u32> {
     fork_adopting(None, child)
 }
 
-/// Where a process is: what a re-executed child of it would start with —
-/// its environment, working directory and standard streams (the latter
-/// two by identity: device and inode).
-#[derive(Debug)]
-pub(crate) struct Surroundings {
-    env: std::collections::HashMap<OsString, OsString>,
-    cwd: Option<(u64, u64)>,
-    stdio: [Option<(u64, u64)>; 3],
-}
-
-fn identity(stat: io::Result<rustix::fs::Stat>) -> Option<(u64, u64)> {
-    stat.ok().map(|s| (s.st_dev, s.st_ino))
-}
-
 /// What file (pipe, socket, …) `fd` is open on: its device and inode.
 pub(crate) fn file_id(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
-    identity(rustix::fs::fstat(fd).map_err(io::Error::from))
+    rustix::fs::fstat(fd).ok().map(|s| (s.st_dev, s.st_ino))
 }
 
 /// Makes this process end (SIGKILL) when its parent does — the kernel's
@@ -284,103 +270,11 @@ pub(crate) fn die_with_parent(parent: u32) -> bool {
     true
 }
 
-fn stdio() -> [BorrowedFd<'static>; 3] {
-    use rustix::stdio;
-    [stdio::stdin(), stdio::stdout(), stdio::stderr()]
-}
-
-impl Surroundings {
-    /// This process's, now.
-    pub(crate) fn here() -> Surroundings {
-        Surroundings {
-            env: std::env::vars_os().collect(),
-            cwd: identity(rustix::fs::stat(c".").map_err(io::Error::from)),
-            stdio: stdio().map(|fd| identity(rustix::fs::fstat(fd).map_err(io::Error::from))),
-        }
-    }
-
-    /// How this process's surroundings now differ from `self` (those of a
-    /// process that started as a re-executed child of this one).
-    pub(crate) fn changes(&self) -> io::Result<Changes> {
-        let now = Surroundings::here();
-        let mut env: Vec<(OsString, Option<OsString>)> = (now.env.iter())
-            .filter(|&(k, v)| self.env.get(k) != Some(v))
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        env.extend(
-            (self.env.keys())
-                .filter(|k| !now.env.contains_key(*k))
-                .map(|k| (k.clone(), None)),
-        );
-        let cwd = match now.cwd {
-            Some(id) if Some(id) == self.cwd => None,
-            _ => {
-                use rustix::fs::{CWD, Mode, OFlags};
-                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                Some(rustix::fs::openat(CWD, c".", flags, Mode::empty())?)
-            }
-        };
-        let mut streams = [None, None, None];
-        for (i, fd) in stdio().into_iter().enumerate() {
-            if now.stdio[i].is_none() || now.stdio[i] != self.stdio[i] {
-                streams[i] = fd.try_clone_to_owned().ok();
-            }
-        }
-        Ok(Changes {
-            env,
-            cwd,
-            stdio: streams,
-        })
-    }
-}
-
-/// What a forked child takes over before it runs, to be where another
-/// process is ([`Surroundings::changes`]): environment variables to set
-/// (`Some`) or remove (`None`), a working directory (opened `O_PATH`: one
-/// since renamed or deleted still works), standard streams.
-#[derive(Debug, Default)]
-pub(crate) struct Changes {
-    pub(crate) env: Vec<(OsString, Option<OsString>)>,
-    pub(crate) cwd: Option<OwnedFd>,
-    pub(crate) stdio: [Option<OwnedFd>; 3],
-}
-
-impl Changes {
-    /// Takes them over; only in a child just forked, which has one thread.
-    fn adopt(self) -> io::Result<()> {
-        let Changes { env, cwd, stdio } = self;
-        if let Some(cwd) = cwd {
-            rustix::process::fchdir(&cwd)?;
-        }
-        let [stdin, stdout, stderr] = stdio;
-        if let Some(fd) = stdin {
-            rustix::stdio::dup2_stdin(&fd)?;
-        }
-        if let Some(fd) = stdout {
-            rustix::stdio::dup2_stdout(&fd)?;
-        }
-        if let Some(fd) = stderr {
-            rustix::stdio::dup2_stderr(&fd)?;
-        }
-        for (k, v) in env {
-            match v {
-                // SAFETY: this process was just forked, so the calling
-                // thread is its only one: nothing reads or writes the
-                // environment at the same time.
-                Some(v) => unsafe { std::env::set_var(k, v) },
-                // SAFETY: as above.
-                None => unsafe { std::env::remove_var(k) },
-            }
-        }
-        Ok(())
-    }
-}
-
 /// [`fork_with`], with the child taking over `adopt` first (when given): if
 /// that fails, the child exits with code 3 and says why on its standard
 /// error.
 pub(crate) fn fork_adopting(
-    adopt: Option<Changes>,
+    adopt: Option<super::surroundings::Changes>,
     child: impl FnOnce() -> i32,
 ) -> io::Result<u32> {
     super::lifeline::before_fork();
@@ -392,7 +286,8 @@ pub(crate) fn fork_adopting(
         -1 => Err(io::Error::last_os_error()),
         0 => {
             super::lifeline::forget_after_fork();
-            if let Some(Err(e)) = adopt.map(Changes::adopt) {
+            // SAFETY: a child just forked has one thread, this one.
+            if let Some(Err(e)) = adopt.map(|a| unsafe { a.adopt() }) {
                 eprintln!(
                     "multiproc: a child of the fork server could not take over its parent's surroundings: {e}"
                 );

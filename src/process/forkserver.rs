@@ -36,8 +36,9 @@ use serde_bytes::{ByteBuf, Bytes};
 use crate::codec::handles::{Fd, FdRef};
 use crate::ipc::{Connection, Pipe, RecvError};
 use crate::os::lifeline;
-use crate::os::proc::{self, Changes, ExitStatus, Pidfd, Surroundings};
+use crate::os::proc::{self, ExitStatus, Pidfd};
 use crate::os::sock;
+use crate::os::surroundings::{Changes, Surroundings};
 
 use super::child::{EXIT_FAILED, StartHeader, run_child};
 use super::child_proc::{ChildProc, Reaper};
