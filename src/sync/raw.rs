@@ -220,7 +220,7 @@ impl RawLock {
     ///
     /// A read-modify-write, a locked instruction on x86-64, which is a full
     /// barrier there: the queue ring's wake-up after an unlock relies on
-    /// it ([`Signal::notify_after_unlock`](crate::ipc::signal::Signal::notify_after_unlock));
+    /// it (`ipc::signal::Signal::notify_after_unlock`);
     /// a plain store here would break that.
     pub(crate) fn unlock(&self) {
         if self.owner.swap(0, Ordering::Release) & CONTENDED != 0 {
