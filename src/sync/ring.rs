@@ -192,15 +192,30 @@ impl Backoff {
     }
 }
 
-/// Waits a little before looking again.
+/// Waits a little before looking again, spinning: for a slot that another
+/// thread has claimed and is about to fill or free.
 #[cfg(not(loom))]
 fn pause(backoff: &Backoff) {
     backoff.spin();
 }
 
+/// Waits before looking again, yielding once spinning has not helped: for
+/// a stamp that lags (a thread between its claim and its store, which may
+/// have been preempted there).
+#[cfg(not(loom))]
+fn pause_longer(backoff: &Backoff) {
+    backoff.snooze();
+}
+
 /// Under loom: lets the model run the other threads.
 #[cfg(loom)]
 fn pause(_: &Backoff) {
+    loom::thread::yield_now();
+}
+
+/// Under loom: lets the model run the other threads.
+#[cfg(loom)]
+fn pause_longer(_: &Backoff) {
     loom::thread::yield_now();
 }
 
@@ -324,7 +339,7 @@ impl<T> Ring<T> {
                 pause(&backoff);
                 tail = self.tail.load(Ordering::Relaxed);
             } else {
-                pause(&backoff);
+                pause_longer(&backoff);
                 tail = self.tail.load(Ordering::Relaxed);
             }
         }
@@ -378,7 +393,7 @@ impl<T> Ring<T> {
                 pause(&backoff);
                 head = self.head.load(Ordering::Relaxed);
             } else {
-                pause(&backoff);
+                pause_longer(&backoff);
                 head = self.head.load(Ordering::Relaxed);
             }
         }
