@@ -17,10 +17,6 @@ pub(crate) struct Surroundings {
     stdio: [Option<(u64, u64)>; 3],
 }
 
-fn identity(stat: rustix::io::Result<rustix::fs::Stat>) -> Option<(u64, u64)> {
-    stat.ok().map(|s| (s.st_dev, s.st_ino))
-}
-
 fn stdio() -> [BorrowedFd<'static>; 3] {
     use rustix::stdio;
     [stdio::stdin(), stdio::stdout(), stdio::stderr()]
@@ -31,8 +27,8 @@ impl Surroundings {
     pub(crate) fn here() -> Surroundings {
         Surroundings {
             env: std::env::vars_os().collect(),
-            cwd: identity(rustix::fs::stat(c".")),
-            stdio: stdio().map(|fd| identity(rustix::fs::fstat(fd))),
+            cwd: (rustix::fs::stat(c".").ok()).map(|s| (s.st_dev, s.st_ino)),
+            stdio: stdio().map(super::proc::file_id),
         }
     }
 

@@ -424,9 +424,15 @@ impl Ring {
     /// (3 runs).)
     #[inline(always)]
     fn publish(&self, tail: u64) {
-        let s = self.s();
-        s.tail.0.store(tail, Ordering::Release);
-        s.data.notify();
+        self.commit(tail);
+        self.s().data.notify();
+    }
+
+    /// With `put_lock` held: commits every record written up to `tail` in
+    /// one store, waking nobody ([`publish`](Self::publish) does).
+    #[inline(always)]
+    fn commit(&self, tail: u64) {
+        self.s().tail.0.store(tail, Ordering::Release);
     }
 
     /// With `put_lock` held: is there room for `bytes` more bytes (and one
@@ -504,9 +510,8 @@ impl Ring {
             }
             // Committed without a wake-up: the caller wakes a waiting
             // consumer after it unlocks.
-            let tail = self.s().tail.0.load(Ordering::Relaxed);
-            let tail = self.write_record(tail, WHOLE, msg, true);
-            s.tail.0.store(tail, Ordering::Release);
+            let tail = s.tail.0.load(Ordering::Relaxed);
+            self.commit(self.write_record(tail, WHOLE, msg, true));
             return Ok(());
         }
         self.wait_room(deadline, || self.room(0, true))?;
