@@ -614,6 +614,48 @@ fn one_buffer_takes_every_message_from_another_process() {
     assert!(buf.capacity() >= 4999, "the buffer kept its capacity");
 }
 
+/// A producer that finds its queue full spins for room for many messages
+/// (so as not to take each slot the moment it is freed), but one freed slot
+/// must still let it in: here another process takes exactly one message
+/// and never another, while the producer waits in `put_timeout` — bounded
+/// by a count (32 messages) or by the ring's bytes (4 KiB, messages of a
+/// KiB), in the single and the batch call.
+#[test]
+fn a_producer_waiting_on_a_full_queue_takes_the_one_slot_freed() {
+    let _c = common::clean();
+    let long = Duration::from_secs(30);
+    for (maxsize, capacity, len) in [(32, 1 << 20, 8), (0, 4096, 1000)] {
+        for batch in [false, true] {
+            let q: Queue<()> = Queue::with_capacity(maxsize, capacity).unwrap();
+            let msg = vec![1u8; len];
+            let mut put = 0;
+            while q.try_put_bytes(&msg).is_ok() {
+                put += 1;
+            }
+            assert!(put > 1, "the queue holds {put}");
+            let mut taker = Process::start(
+                |q: Queue<()>| {
+                    std::thread::sleep(Duration::from_millis(100));
+                    q.get_bytes_timeout(Duration::from_secs(30)).unwrap().len()
+                },
+                q.clone(),
+            )
+            .unwrap();
+            let last = vec![2u8; len];
+            if batch {
+                assert_eq!(q.put_many_bytes_timeout(&[&last], long).unwrap(), 1);
+            } else {
+                q.put_bytes_timeout(&last, long).unwrap();
+            }
+            assert_eq!(taker.join_in_time().unwrap(), len);
+            assert_eq!(q.len(), put, "{maxsize} {capacity} {batch}");
+            let mut got = Messages::new();
+            assert_eq!(q.try_get_many_bytes_into(&mut got, put + 1).unwrap(), put);
+            assert_eq!(got.iter().last().unwrap(), &last[..]);
+        }
+    }
+}
+
 #[test]
 fn batch_calls_put_what_fits_and_take_what_is_there() {
     let _c = common::clean();

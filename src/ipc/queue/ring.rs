@@ -435,24 +435,24 @@ impl Ring {
         self.s().tail.0.store(tail, Ordering::Release);
     }
 
-    /// With `put_lock` held: is there room for `bytes` more bytes (and one
-    /// more message, if `counted`)? Decided on the cached head when that
-    /// suffices — a stale head only understates the room — and on the
-    /// consumers' head itself otherwise.
-    fn room(&self, bytes: u64, counted: bool) -> bool {
-        self.room_past(self.s().tail.0.load(Ordering::Relaxed), bytes, counted)
+    /// With `put_lock` held: is there room for `bytes` more bytes and `msgs`
+    /// more messages? Decided on the cached head when that suffices — a
+    /// stale head only understates the room — and on the consumers' head
+    /// itself otherwise.
+    fn room(&self, bytes: u64, msgs: u32) -> bool {
+        self.room_past(self.s().tail.0.load(Ordering::Relaxed), bytes, msgs)
     }
 
     /// [`room`](Self::room) past this producer's own `tail` (records written
     /// and not yet committed count as taken room).
     #[inline(always)]
-    fn room_past(&self, tail: u64, bytes: u64, counted: bool) -> bool {
+    fn room_past(&self, tail: u64, bytes: u64, msgs: u32) -> bool {
         let s = self.s();
         let maxsize = self.maxsize() as u32;
         let fits = |head: u64| {
             let used = u64::from(pos(tail).wrapping_sub(pos(head)));
             let n = count(tail).wrapping_sub(count(head));
-            used + bytes <= u64::from(self.cap) && (!counted || maxsize == 0 || n < maxsize)
+            used + bytes <= u64::from(self.cap) && (maxsize == 0 || n + msgs <= maxsize)
         };
         if fits(self.cached_head.load(Ordering::Relaxed)) {
             return true;
@@ -462,17 +462,36 @@ impl Ring {
         fits(head)
     }
 
-    /// Waits (with `put_lock` held) until `ok()`.
+    /// What a producer waiting for room for `bytes` and a message waits for
+    /// while it spins: room for a sixteenth of the ring and of `maxsize`
+    /// more ([`Signal::wait_for_plenty`]). Measured on the 2-core machine
+    /// with 200,000 messages of 64 B through a queue bounded at 1024, 25
+    /// alternating runs: where the producer got ahead of its consumer (a
+    /// full queue, 7 runs of 25) it ran 14.5–21.6 M msg/s, and now 32–34 M;
+    /// where the consumer keeps up, ~27 M before and after. `queue_small`
+    /// `bytes_into` 19.8 → 26.6 M (8 alternating runs, medians; slowest run
+    /// 17.9 → 22.4 M); `queue_fan_in` with 16 producers 18.6 → 20.5 M.
+    fn plenty(&self, bytes: u64) -> (u64, u32) {
+        let cap = u64::from(self.cap);
+        ((bytes + cap / 16).min(cap), 1 + self.maxsize() as u32 / 16)
+    }
+
+    /// Waits (with `put_lock` held) until `ok()`, spinning until `plenty()`.
     fn wait_room(
         &self,
         deadline: Option<Instant>,
+        mut plenty: impl FnMut() -> bool,
         mut ok: impl FnMut() -> bool,
     ) -> Result<(), Stop> {
         loop {
             if self.is_closed() {
                 return Err(Stop::Closed);
             }
-            if self.s().space.wait(deadline, &mut ok) {
+            if self
+                .s()
+                .space
+                .wait_for_plenty(deadline, &mut plenty, &mut ok)
+            {
                 return Ok(());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -505,8 +524,9 @@ impl Ring {
         let size = REC + padded(msg.len() as u64);
         let cap = u64::from(self.cap);
         if size <= cap {
-            if !self.room(size, true) {
-                self.wait_room(deadline, || self.room(size, true))?;
+            if !self.room(size, 1) {
+                let (bytes, msgs) = self.plenty(size);
+                self.wait_room(deadline, || self.room(bytes, msgs), || self.room(size, 1))?;
             }
             // Committed without a wake-up: the caller wakes a waiting
             // consumer after it unlocks.
@@ -514,7 +534,7 @@ impl Ring {
             self.commit(self.write_record(tail, WHOLE, msg, true));
             return Ok(());
         }
-        self.wait_room(deadline, || self.room(0, true))?;
+        self.wait_room(deadline, || self.room(0, 1), || self.room(0, 1))?;
         // Stream it: pieces of at most a quarter of the ring, each leaving
         // room for an ABORT record.
         let piece = (cap / 4 - REC) as usize;
@@ -525,7 +545,7 @@ impl Ring {
             let need = 2 * REC + padded(chunk.len() as u64);
             // Once the first piece is out, the message must be finished or
             // aborted: a deadline still applies, and ends it with ABORT.
-            if let Err(e) = self.wait_room(deadline, || self.room(need, false)) {
+            if let Err(e) = self.wait_room(deadline, || self.room(need, 0), || self.room(need, 0)) {
                 if !first {
                     self.abort_stream();
                 }
@@ -589,10 +609,12 @@ impl Ring {
                 tail = s.tail.0.load(Ordering::Relaxed);
                 continue;
             }
-            if !self.room_past(tail, size, true) {
+            if !self.room_past(tail, size, 1) {
                 // The consumer sees what is written while we wait.
                 flush(tail);
-                if let Err(e) = self.wait_room(deadline, || self.room_past(tail, size, true)) {
+                let (bytes, msgs) = self.plenty(size);
+                let plenty = || self.room_past(tail, bytes, msgs);
+                if let Err(e) = self.wait_room(deadline, plenty, || self.room_past(tail, size, 1)) {
                     return stopped(done, e);
                 }
             }
