@@ -1,7 +1,7 @@
 //! Blocking helpers every layer shares: deadlines, locks that ignore
 //! poisoning, and condition-variable waits with an optional deadline.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a blocking call may wait. The three members of a family —
@@ -24,15 +24,26 @@ impl Wait {
         Wait::Until(deadline_after(timeout))
     }
 
-    /// The deadline: `None` for ever, now for not at all.
+    /// The deadline: `None` for ever, an instant already past for not at
+    /// all.
     #[inline]
     pub(crate) fn deadline(self) -> Option<Instant> {
         match self {
             Wait::Forever => None,
-            Wait::No => Some(Instant::now()),
+            Wait::No => Some(past()),
             Wait::Until(d) => Some(d),
         }
     }
+}
+
+/// An instant already past: the deadline of a call that must not wait.
+/// The clock is read once, the first time: a `try_` call that succeeds at
+/// once reads no clock at all (it used to read it for its deadline: a
+/// process pool's manager and workers read it once per task).
+#[inline]
+fn past() -> Instant {
+    static PAST: OnceLock<Instant> = OnceLock::new();
+    *PAST.get_or_init(Instant::now)
 }
 
 /// `now + timeout`, saturating at a century for absurdly long timeouts.
