@@ -88,13 +88,19 @@ impl Signal {
         )
     }
 
-    /// Spins, then announces itself and sleeps, until `look(spinning)`.
+    /// Spins, then announces itself and sleeps, until `look(spinning)`. A
+    /// deadline already past (a `try_` call) gets one look and no wait.
     fn wait_looking(
         &self,
         nap: std::time::Duration,
         deadline: Option<Instant>,
         mut look: impl FnMut(bool) -> bool,
     ) -> bool {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // A `try_get` on an empty queue took 88 µs here: 64 yields
+            // before the spin looked at the clock.
+            return look(false);
+        }
         if self.spin(deadline, &mut || look(true)) {
             return true;
         }
