@@ -70,9 +70,9 @@ impl Signal {
     /// messages, not one: otherwise a producer faster than its consumer
     /// takes each slot the moment it is freed, reading the consumer's head
     /// (a cache line the consumer writes) once per message and waking for
-    /// every one. The extra wait is bounded by the spin (50 µs), after which
-    /// any room will do. Measured on the 2-core machine: see the queue
-    /// ring's `wait_room`.
+    /// every one. The extra wait is bounded by the spin (64 looks or 50 µs,
+    /// whichever is longer), after which any room will do. Measured on the
+    /// 2-core machine: see the queue ring's `plenty`.
     pub(crate) fn wait_for_plenty(
         &self,
         deadline: Option<Instant>,
