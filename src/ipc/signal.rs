@@ -8,7 +8,8 @@ use loom::sync::atomic::{AtomicU32, Ordering, fence};
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::Instant;
 
-/// How long a side spins (checking for data or room) before it sleeps. A
+/// How long a side goes on spinning (checking for data or room), after a
+/// first round of 64 looks, before it sleeps (see `Signal::spin`). A
 /// sleeper costs the other side a `futex` wake — a syscall — per message;
 /// a peer in the middle of a `put` or `get` is usually done well within
 /// this.
@@ -70,8 +71,8 @@ impl Signal {
     /// messages, not one: otherwise a producer faster than its consumer
     /// takes each slot the moment it is freed, reading the consumer's head
     /// (a cache line the consumer writes) once per message and waking for
-    /// every one. The extra wait is bounded by the spin (64 looks or 50 µs,
-    /// whichever is longer), after which any room will do. Measured on the
+    /// every one. The extra wait is bounded by the spin (two rounds of 64
+    /// looks and at least 50 µs), after which any room will do. Measured on the
     /// 2-core machine: see the queue ring's `plenty`.
     pub(crate) fn wait_for_plenty(
         &self,
@@ -117,16 +118,27 @@ impl Signal {
 
     #[cfg(not(loom))]
     fn spin(&self, deadline: Option<Instant>, ready: &mut impl FnMut() -> bool) -> bool {
+        // Rounds of 64 looks, until SPIN has passed since the first round
+        // ended: at least two rounds (70–180 µs here, as fast as the
+        // processor is handed back). Ending after the first
+        // round once SPIN had passed since the start slept more often:
+        // `queue_large` 16.8 → 13.1 GB/s, `queue_small_batch` 63 → 54 M
+        // (6 alternating runs).
         let mut start = None;
         loop {
             for _ in 0..64 {
                 if ready() {
                     return true;
                 }
+                // A timeout is kept to the look, not to the round: a
+                // `get_timeout` of 20 µs took a round's ~90 µs, now 20.4.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return false;
+                }
                 std::thread::yield_now();
             }
             let now = Instant::now();
-            if now - *start.get_or_insert(now) >= SPIN || deadline.is_some_and(|d| now >= d) {
+            if now - *start.get_or_insert(now) >= SPIN {
                 return false;
             }
         }

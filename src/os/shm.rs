@@ -223,12 +223,15 @@ impl AsFd for Sealed {
 /// processes (a shared futex). Returns on a wake, a timeout, a signal or a
 /// changed value: callers re-check their condition.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
-    let timeout = deadline.map(|d| {
-        let left = d.saturating_duration_since(Instant::now());
-        rustix::time::Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        }
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    if left == Some(std::time::Duration::ZERO) {
+        // The kernel would arm a timer for nothing: a zero timeout took
+        // ~120 µs here (the timer's slack).
+        return;
+    }
+    let timeout = left.map(|left| rustix::time::Timespec {
+        tv_sec: left.as_secs() as _,
+        tv_nsec: left.subsec_nanos() as _,
     });
     match futex::wait(word, futex::Flags::empty(), expected, timeout.as_ref()) {
         Ok(()) | Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::TIMEDOUT) => {}

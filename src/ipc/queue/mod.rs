@@ -82,8 +82,8 @@ pub const MAX_MAXSIZE: usize = i32::MAX as usize;
 /// # Waiting
 ///
 /// A blocked `get` or `put` first spins — handing the processor over
-/// between looks — for 64 looks or 50 µs, whichever is longer (about 90 µs
-/// on a 2-core machine), then sleeps until the other side wakes it. A `put`
+/// between looks — for two rounds of 64 looks and at least 50 µs (70 to
+/// 180 µs on a 2-core machine), then sleeps until the other side wakes it. A `put`
 /// that finds the queue full spins until a sixteenth of the queue is free
 /// rather than one place, so that a producer ahead of its consumer refills
 /// in bursts instead of taking each place the moment it frees; once it
