@@ -342,14 +342,24 @@ fn messages_cannot_carry_handles_and_foreign_handles_are_refused() {
     let _c = common::clean();
     let q: Queue<Connection> = Queue::new(0).unwrap();
     let (a, _b) = Pipe::duplex().unwrap();
-    let e = q.put(&a).unwrap_err();
-    assert!(e.to_string().contains("Connection"), "{e}");
+    let e = q.put(&a).unwrap_err().to_string();
+    assert!(
+        e.contains("shared-memory queue") && e.contains("Connection"),
+        "{e}"
+    );
+    let e = q.put_many(&[a]).unwrap_err().to_string();
+    assert!(e.contains("shared-memory queue"), "{e}");
     // A lock's segment is not a queue.
     let m = multiproc::sync::Mutex::new(0u64).unwrap();
     let frame = multiproc::codec::encode(&m, 1 << 20).unwrap();
     let r = multiproc::codec::decode::<Queue<u8>>(&frame.bytes[12..], frame.fds);
     let e = r.unwrap_err().to_string();
     assert!(e.contains("handle refused"), "{e}");
+    // A message that decodes as a handle (bytes put raw) is refused too.
+    let fds: Queue<multiproc::codec::handles::Fd> = Queue::new(0).unwrap();
+    fds.put_bytes(&0u32.to_le_bytes()).unwrap();
+    let e = fds.get().unwrap_err().to_string();
+    assert!(e.contains("shared-memory queue"), "{e}");
 }
 
 /// The acknowledgements of one child: `(producer, seq)` pairs.

@@ -56,7 +56,7 @@ impl de::Error for Error {
     }
 }
 
-type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Items that take no bytes (a `Vec<()>`'s), at most, in one message.
 pub(crate) const EMPTY_ITEMS: usize = 1 << 24;

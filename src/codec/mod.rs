@@ -166,9 +166,38 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     limit: usize,
     bytes: &mut Vec<u8>,
 ) -> Result<Vec<OwnedFd>, CodecError> {
+    framed(limit, bytes, |bytes| {
+        handles::collecting(|| fixint::serialize_into(bytes, value))
+    })
+}
+
+/// [`encode_into`] for a frame that no descriptor travels with (a
+/// shared-memory queue's message): a handle in `value` is an error that
+/// says `no_handles`.
+pub(crate) fn encode_plain_into<T: Serialize + ?Sized>(
+    value: &T,
+    limit: usize,
+    bytes: &mut Vec<u8>,
+    no_handles: &'static str,
+) -> Result<(), CodecError> {
+    framed(limit, bytes, |bytes| {
+        let r = handles::refusing(no_handles, || fixint::serialize_into(bytes, value));
+        (r, Vec::new())
+    })
+    .map(drop)
+}
+
+/// Writes a frame into `bytes` (emptied first): room for the header, the
+/// payload `encode` writes after it (with the descriptors it returns),
+/// then the header.
+fn framed(
+    limit: usize,
+    bytes: &mut Vec<u8>,
+    encode: impl FnOnce(&mut Vec<u8>) -> (fixint::Result<()>, Vec<OwnedFd>),
+) -> Result<Vec<OwnedFd>, CodecError> {
     bytes.clear();
     bytes.extend_from_slice(&[0u8; HEADER_LEN]);
-    let (result, fds) = handles::collecting(|| fixint::serialize_into(bytes, value));
+    let (result, fds) = encode(bytes);
     result.map_err(|e| CodecError::Encode(e.to_string()))?;
     let len = bytes.len() - HEADER_LEN;
     if len > limit {
@@ -211,18 +240,29 @@ pub(crate) fn encode_payload<T: Serialize + ?Sized>(
 pub(crate) fn to_bytes<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
-    no_handles: &str,
+    no_handles: &'static str,
 ) -> Result<(), CodecError> {
-    if !encode_payload(value, out)?.is_empty() {
-        return Err(CodecError::Encode(no_handles.into()));
-    }
-    Ok(())
+    out.clear();
+    handles::refusing(no_handles, || fixint::serialize_into(out, value))
+        .map_err(|e| CodecError::Encode(e.to_string()))
 }
 
 /// Decodes a payload (without its header), with the descriptors that came
 /// with it. Trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<T, CodecError> {
     handles::providing(fds, || {
+        fixint::deserialize(payload).map_err(|e| CodecError::Decode(e.to_string()))
+    })
+}
+
+/// [`decode`] for a payload that no descriptor travelled with (a
+/// shared-memory queue's message, a stored value): a handle in it is an
+/// error that says `no_handles`.
+pub(crate) fn decode_plain<T: DeserializeOwned>(
+    payload: &[u8],
+    no_handles: &'static str,
+) -> Result<T, CodecError> {
+    handles::refusing(no_handles, || {
         fixint::deserialize(payload).map_err(|e| CodecError::Decode(e.to_string()))
     })
 }

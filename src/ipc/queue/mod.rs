@@ -399,10 +399,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 impl<T: Serialize> Queue<T> {
     fn put_value(&self, value: &T, wait: Wait) -> Result<(), PutError> {
         with_scratch(|buf| {
-            let fds = codec::encode_into(value, self.max_message, buf)?;
-            if !fds.is_empty() {
-                return Err(CodecError::Encode(HANDLES.into()).into());
-            }
+            codec::encode_plain_into(value, self.max_message, buf, HANDLES)?;
             self.put_raw(&buf[HEADER_LEN..], wait)
         })
     }
@@ -427,12 +424,9 @@ impl<T: Serialize> Queue<T> {
         let mut encoded = Messages::new();
         for value in values {
             with_scratch(|buf| {
-                let fds = codec::encode_into(value, self.max_message, buf)?;
-                if !fds.is_empty() {
-                    return Err(PutError::from(CodecError::Encode(HANDLES.into())));
-                }
+                codec::encode_plain_into(value, self.max_message, buf, HANDLES)?;
                 encoded.push(&buf[HEADER_LEN..]);
-                Ok(())
+                Ok::<(), PutError>(())
             })?;
         }
         let slices: Vec<&[u8]> = encoded.iter().collect();
@@ -476,7 +470,7 @@ impl<T: DeserializeOwned> Queue<T> {
     fn get_value(&self, wait: Wait) -> Result<T, GetError> {
         with_scratch(|buf| {
             self.ring.get_into(buf, wait.deadline()).map_err(get_stop)?;
-            Ok(codec::decode(buf, Vec::new())?)
+            Ok(codec::decode_plain(buf, HANDLES)?)
         })
     }
 
@@ -502,7 +496,7 @@ impl<T: DeserializeOwned> Queue<T> {
         with_scratch(|buf| {
             self.ring
                 .get_many(max, wait.deadline(), buf, &mut |m, first| {
-                    match codec::decode(m, Vec::new()) {
+                    match codec::decode_plain(m, HANDLES) {
                         Ok(v) => {
                             values.push(v);
                             true
