@@ -191,7 +191,7 @@ pub(crate) fn enc<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, ManagerErro
 
 /// Decodes a key, value or item from the server.
 pub(crate) fn dec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ManagerError> {
-    Ok(codec::decode(bytes, Vec::new())?)
+    Ok(codec::decode_plain(bytes, NO_HANDLES)?)
 }
 
 /// A reply that is not the one the request has.

@@ -536,7 +536,7 @@ pub(crate) struct Typed<T: super::Served>(pub(crate) T);
 
 impl<T: super::Served> Erased for Typed<T> {
     fn invoke(&mut self, call: &[u8]) -> Result<Vec<u8>, Fault> {
-        let call: T::Call = crate::codec::decode(call, Vec::new())
+        let call: T::Call = crate::codec::decode_plain(call, super::link::NO_HANDLES)
             .map_err(|e| Fault::Refused(format!("the call does not decode: {e}")))?;
         let reply =
             panic::capture(Report::Quiet, || self.0.call(call)).map_err(|p| Fault::Panicked {

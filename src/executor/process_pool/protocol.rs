@@ -169,13 +169,12 @@ pub(crate) fn encode_result<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>
         return Ok([&count[..], bytes].concat());
     }
     let mut out = Vec::new();
-    codec::to_bytes(
-        value,
-        &mut out,
-        "a process pool task's result cannot hold handles; return them from a Process, or pass them to the tasks",
-    )?;
+    codec::to_bytes(value, &mut out, RESULT_NO_HANDLES)?;
     Ok(out)
 }
+
+/// Why a task's result cannot hold a handle.
+const RESULT_NO_HANDLES: &str = "a process pool task's result cannot hold handles; return them from a Process, or pass them to the tasks";
 
 /// A task's value as it reaches the pool.
 #[derive(Debug)]
@@ -235,7 +234,7 @@ pub(crate) fn decode_result<T: DeserializeOwned + 'static>(value: Value) -> Resu
             .map(|value| *value)
             .map_err(|_| CodecError::Decode("a Vec<u8> that is not a Vec<u8>".into()));
     }
-    codec::decode(payload.bytes(), Vec::new())
+    codec::decode_plain(payload.bytes(), RESULT_NO_HANDLES)
 }
 
 /// `Outcome`'s variants are numbered 0–2 on the wire; this number, in the
@@ -300,7 +299,7 @@ pub(crate) fn read_done(payload: Payload) -> Result<Read, CodecError> {
             return Ok(Read::InMemory { n, len, addr });
         }
     }
-    let done: Done = codec::decode(b, Vec::new())?;
+    let done: Done = codec::decode_plain(b, RESULT_NO_HANDLES)?;
     Ok(Read::Done(done.n, Err(done.outcome)))
 }
 

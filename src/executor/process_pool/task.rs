@@ -229,7 +229,13 @@ fn next_batch(hello: &Hello, conn: &Connection) -> Result<Batch, RecvError> {
     let bell = hello.claims.worker_bell();
     loop {
         match hello.jobs.take() {
-            Ok(Some(payload)) => return Ok(codec::decode(payload.bytes(), Vec::new())?),
+            // A batch with handles comes by the socket, with them.
+            Ok(Some(payload)) => {
+                return Ok(codec::decode_plain(
+                    payload.bytes(),
+                    "a job in the ring holds a handle",
+                )?);
+            }
             Ok(None) => {}
             Err(e) => panic!("the pool's job ring is damaged: {e}"),
         }
