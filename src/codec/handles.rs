@@ -6,7 +6,10 @@
 //! into the frame's table and writes its index; while
 //! [`decode`](super::decode) runs, `deserialize_fd` takes the descriptor at
 //! that index. Outside of those two calls (say, `serde_json::to_string` on a
-//! `Connection`) they fail with an error that says so.
+//! `Connection`) they fail with an error that says so, and so they do
+//! while the crate encodes or decodes a payload that no descriptor travels
+//! with (a shared-memory queue's message, a value stored as bytes), with
+//! that path's own words.
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -59,7 +62,7 @@ pub(crate) fn providing<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
 /// [`providing`] that `f` would start (a handle sent mid-serialization of
 /// a queue's message: refused, never sent astray). It replaces those two
 /// on such paths: a queue's `put` + `get` through serde counted 1,224
-/// instructions with them, 955 without (callgrind).
+/// instructions with them, 968 without (callgrind).
 pub(crate) fn refusing<R>(why: &'static str, f: impl FnOnce() -> R) -> R {
     let _restore = Restore(REFUSING.replace(Some(why)));
     f()
