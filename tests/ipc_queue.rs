@@ -358,7 +358,10 @@ fn messages_cannot_carry_handles_and_foreign_handles_are_refused() {
     // A message that decodes as a handle (bytes put raw) is refused too.
     let fds: Queue<multiproc::codec::handles::Fd> = Queue::new(0).unwrap();
     fds.put_bytes(&0u32.to_le_bytes()).unwrap();
-    let e = fds.get().unwrap_err().to_string();
+    let e = fds
+        .get_timeout(Duration::from_secs(10))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shared-memory queue"), "{e}");
 }
 
